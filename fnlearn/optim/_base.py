@@ -1,0 +1,76 @@
+"""The optimizer protocol (optax's), apply_updates, and the checks every optimizer uses."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .._typing import Params
+
+#: optax's two-field protocol ``(init, update)``; fnlearn optimizers are instances of it, so
+#: ``optax.chain``, ``optax.inject_hyperparams``, flax ``TrainState`` and ``nnx.Optimizer``
+#: take them unchanged.
+GradientTransformation = optax.GradientTransformation
+GradientTransformationExtraArgs = optax.GradientTransformationExtraArgs
+
+
+def apply_updates(params: Params, updates: Params) -> Params:
+    """``params + updates`` leafwise, cast back to each parameter's dtype.
+
+    Equivalent of :func:`optax.apply_updates`; ``None`` updates leave the parameter as is.
+    """
+    return jax.tree.map(
+        lambda p, u: p if u is None else jnp.asarray(p + u.astype(p.dtype), dtype=p.dtype),
+        params,
+        updates,
+        is_leaf=lambda x: x is None,
+    )
+
+
+def compute_dtype(tree: Any) -> np.dtype:
+    """The dtype of per-step scalars: the widest floating leaf dtype, never below float32.
+
+    ``beta**t`` in bfloat16 rounds to 1, so scalar arithmetic never runs below float32; with
+    float64 parameters it runs in float64, as torch's Python-float scalars do.
+    """
+    widest = np.dtype(np.float32)
+    for leaf in jax.tree.leaves(tree):
+        dt = np.dtype(jnp.asarray(leaf).dtype) if not hasattr(leaf, "dtype") else np.dtype(leaf.dtype)
+        if jnp.issubdtype(dt, jnp.floating) and dt.itemsize > widest.itemsize:
+            widest = dt
+    return widest
+
+
+def is_static(value: Any) -> bool:
+    """True for a concrete Python/numpy number, False for a tracer, array or schedule."""
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
+def is_zero(value: Any) -> bool:
+    """True only for a static number equal to 0: the one safe Python branch on a hyperparameter."""
+    return is_static(value) and value == 0
+
+
+def check_nonnegative(value: Any, what: str) -> None:
+    """Raise ``ValueError("Invalid <what>: <value>")`` (torch's wording) for a static negative or
+    NaN number; schedules and traced values are not checked."""
+    if is_static(value) and (math.isnan(value) or value < 0):
+        raise ValueError(f"Invalid {what}: {value}")
+
+
+def check_beta(value: Any, index: int, what: str = "beta parameter") -> None:
+    """Torch's ``0 <= beta < 1`` check: ``ValueError("Invalid beta parameter at index i: b")``."""
+    if is_static(value) and not 0.0 <= value < 1.0:
+        raise ValueError(f"Invalid {what} at index {index}: {value}")
+
+
+def require_params(params: Params | None, name: str, why: str) -> Params:
+    """Raise a clear ``ValueError`` when ``update`` needs params but got ``None``."""
+    if params is None:
+        raise ValueError(f"{name}: update() needs `params` because {why}; pass params=...")
+    return params

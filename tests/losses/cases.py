@@ -1,0 +1,24 @@
+"""Loss case tables: the configurations checked against torch reference data.
+
+Each table is a list of ``tests._reference.Case``; ``TABLES`` maps a table name to its list
+and to the reference file ``tests/losses/reference/<name>.npz``. Module owners add cases to
+their own table file (``cases_<module>.py``) and register it here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+TABLE_MODULES = ("regression", "classification")
+
+
+def tables() -> dict[str, list]:
+    """Every loss table that exists, by name (a module may not exist yet)."""
+    out = {}
+    for name in TABLE_MODULES:
+        try:
+            mod = importlib.import_module(f"tests.losses.cases_{name}")
+        except ModuleNotFoundError:
+            continue
+        out[name] = mod.CASES
+    return out
