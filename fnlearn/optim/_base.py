@@ -40,7 +40,7 @@ def compute_dtype(tree: Any) -> np.dtype:
     """
     widest = np.dtype(np.float32)
     for leaf in jax.tree.leaves(tree):
-        dt = np.dtype(jnp.asarray(leaf).dtype) if not hasattr(leaf, "dtype") else np.dtype(leaf.dtype)
+        dt = np.dtype(getattr(leaf, "dtype", None) or jnp.asarray(leaf).dtype)
         if jnp.issubdtype(dt, jnp.floating) and dt.itemsize > widest.itemsize:
             widest = dt
     return widest

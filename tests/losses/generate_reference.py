@@ -46,7 +46,8 @@ def run_case(case: Case, dtype: str) -> dict[str, np.ndarray]:
     if case.grad:
         cot = rng.standard_normal(tuple(loss.shape)).astype(dtype)
         stored["cotangent"] = cot
-        grads = torch.autograd.grad((loss * torch.tensor(cot)).sum(), [tensors[n] for n in case.grad])
+        wrt = [tensors[n] for n in case.grad]
+        grads = torch.autograd.grad((loss * torch.tensor(cot)).sum(), wrt)
         for n, g in zip(case.grad, grads, strict=True):
             stored[f"grad:{n}"] = g.numpy()
     return stored

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fnlearn import losses
-from tests._reference import TESTS, key, load
+from tests._reference import TESTS, load
 from tests.losses.cases import tables
 
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=2e-6)}
