@@ -1,13 +1,69 @@
 """torch.optim's algorithms as pure, jit-able optax-style GradientTransformations."""
 
+from ._adadelta import AdadeltaState, adadelta
+from ._adagrad import AdagradState, adagrad
+from ._adam import AdamState, adam, adamw
+from ._adamax import AdamaxState, adamax
+from ._asgd import ASGDState, asgd
 from ._base import (
     GradientTransformation,
     GradientTransformationExtraArgs,
     apply_updates,
 )
+from ._clip import (
+    ClipGradNormState,
+    clip_grad_norm,
+    clip_grad_norm_transform,
+    clip_grad_value,
+    clip_grad_value_transform,
+    clip_grads_with_norm,
+    get_total_norm,
+)
+from ._groups import FROZEN, freeze, param_groups
+from ._nadam import NAdamState, nadam
+from ._plateau import PlateauState, ReduceLROnPlateau, reduce_lr_on_plateau, set_hyperparam
+from ._radam import RAdamState, radam
+from ._rmsprop import RMSpropState, rmsprop
+from ._rprop import RpropState, rprop
+from ._sgd import SGDState, sgd
 
 __all__ = [
     "GradientTransformation",
     "GradientTransformationExtraArgs",
     "apply_updates",
+    "AdagradState",
+    "AdamState",
+    "RMSpropState",
+    "SGDState",
+    "adagrad",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "sgd",
+    "ASGDState",
+    "AdadeltaState",
+    "AdamaxState",
+    "NAdamState",
+    "RAdamState",
+    "RpropState",
+    "adadelta",
+    "adamax",
+    "asgd",
+    "nadam",
+    "radam",
+    "rprop",
+    "ClipGradNormState",
+    "FROZEN",
+    "PlateauState",
+    "ReduceLROnPlateau",
+    "clip_grad_norm",
+    "clip_grad_norm_transform",
+    "clip_grad_value",
+    "clip_grad_value_transform",
+    "clip_grads_with_norm",
+    "freeze",
+    "get_total_norm",
+    "param_groups",
+    "reduce_lr_on_plateau",
+    "set_hyperparam",
 ]
