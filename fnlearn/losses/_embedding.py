@@ -1,0 +1,364 @@
+"""Embedding and ranking losses: :func:`hinge_embedding_loss`, :func:`margin_ranking_loss`,
+:func:`cosine_embedding_loss`, :func:`triplet_margin_loss`.
+
+Each computes torch's unreduced loss and hands it to :func:`fnlearn.losses.reduce`. Hinges
+``max(0, a)`` pass the gradient at ``a = 0``, as torch's ``clamp_min``.
+
+The result has the dtype torch returns (the widest floating operand, unless a loss says
+otherwise); arithmetic runs in float32 for bfloat16/float16, as torch's CPU kernels do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from .._typing import Array, ArrayLike
+from . import _reduction
+from ._checks import (
+    as_float,
+    broadcast_pair,
+    compute_dtype,
+    is_concrete,
+    legacy_reduction,
+    result_dtype,
+)
+from ._reduction import check_reduction
+from ._regression import torch_abs
+
+#: torch's ``EPSILON`` in ``cosine_embedding_loss``, added to each squared norm.
+_COSINE_EPS = float(np.float32(1e-12))  # a float32 constant in ATen (9.99999996e-13)
+
+
+def hinge_embedding_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    margin: float = 1.0,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""JAX implementation of :func:`torch.nn.functional.hinge_embedding_loss`.
+
+    .. math::
+        \ell_i = [y_i \ne -1]\; x_i \;+\; [y_i \ne 1]\, \max(0, \Delta - x_i)
+
+    Legend: :math:`x` = ``input`` (e.g. a distance), :math:`y` = ``target`` in
+    :math:`\{1, -1\}`, :math:`\Delta` = ``margin``. So :math:`\ell_i = x_i` for :math:`y_i = 1`
+    and :math:`\max(0, \Delta - x_i)` for :math:`y_i = -1`; any other label gets both terms, as
+    in torch.
+
+    Reductions: ``'mean'`` divides :math:`\sum_i \ell_i` by the number of elements.
+
+    Args:
+        input: any shape, floating; the loss has its dtype.
+        target: labels :math:`\pm 1` (any numeric dtype), broadcastable to ``input``.
+        margin: :math:`\Delta`.
+        size_average: deprecated (torch's legacy argument); overrides ``reduction`` when set.
+        reduce: deprecated (torch's legacy argument); overrides ``reduction`` when set.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
+
+    Shape:
+        input :math:`(*)`, target :math:`(*)`; output a scalar, or the broadcast shape for
+        ``'none'``.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from fnlearn.losses import hinge_embedding_loss
+        >>> x, y = jnp.array([0.5, 0.25]), jnp.array([1, -1])
+        >>> float(hinge_embedding_loss(x, y, reduction="sum"))
+        1.25
+
+    .. warning::
+        ``optax.losses.hinge_loss`` is a different loss (:math:`\max(0, 1 - y x)`).
+    """
+    reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
+    x = as_float(input, "input")
+    dtype = x.dtype
+    x, y = broadcast_pair(x.astype(compute_dtype(dtype)), jnp.asarray(target), warn=False)
+    zero = jnp.zeros_like(x)
+    l = jnp.where(y != 1, _clamp_min0(jnp.asarray(margin, x.dtype) - x), zero)
+    l = l + jnp.where(y != -1, x, zero)
+    return _reduction.reduce(l, reduction).astype(dtype)
+
+
+def margin_ranking_loss(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    margin: float = 0,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""JAX implementation of :func:`torch.nn.functional.margin_ranking_loss`.
+
+    .. math::
+        \ell_i = \max\!\left(0,\; -y_i\, (x_{1,i} - x_{2,i}) + \Delta\right)
+
+    Legend: :math:`x_1` = ``input1``, :math:`x_2` = ``input2``, :math:`y` = ``target``
+    (1: :math:`x_1` should rank higher, -1: :math:`x_2` should), :math:`\Delta` = ``margin``.
+
+    Reductions: ``'mean'`` divides :math:`\sum_i \ell_i` by the number of elements.
+
+    Args:
+        input1: scores, floating.
+        input2: scores, same number of dimensions as ``input1``.
+        target: labels :math:`\pm 1`, same number of dimensions; an integer array is cast.
+        margin: :math:`\Delta`.
+        size_average: deprecated (torch's legacy argument); overrides ``reduction`` when set.
+        reduce: deprecated (torch's legacy argument); overrides ``reduction`` when set.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
+
+    Shape:
+        input1, input2, target :math:`(N)` or :math:`()` (any shapes of one rank that
+        broadcast); a rank mismatch raises ``ValueError``. Output a scalar, or the broadcast
+        shape for ``'none'``.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from fnlearn.losses import margin_ranking_loss
+        >>> x1, x2, y = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), jnp.array([1.0, 1.0])
+        >>> float(margin_ranking_loss(x1, x2, y, margin=0.5))
+        0.75
+
+    optax has no margin ranking loss.
+    """
+    reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
+    x1 = as_float(input1, "input1")
+    x2 = as_float(input2, "input2")
+    y = jnp.asarray(target)
+    if not x1.ndim == x2.ndim == y.ndim:
+        raise ValueError(
+            "margin_ranking_loss: input1, input2 and target must have the same number of "
+            f"dimensions, got shapes input1: {x1.shape}, input2: {x2.shape}, target: {y.shape}"
+        )
+    dtype = result_dtype(x1, x2, y)
+    ct = compute_dtype(dtype)
+    named = {"input1": x1.astype(ct), "input2": x2.astype(ct), "target": y.astype(ct)}
+    x1, x2, y = _broadcast(named)
+    l = _clamp_min0(-y * (x1 - x2) + jnp.asarray(margin, ct))
+    return _reduction.reduce(l, reduction).astype(dtype)
+
+
+def cosine_embedding_loss(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    margin: float = 0,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""JAX implementation of :func:`torch.nn.functional.cosine_embedding_loss`.
+
+    .. math::
+        c_i = \frac{\sum_d x_{1,id}\, x_{2,id}}
+                   {\sqrt{\left(\sum_d x_{1,id}^2 + \epsilon\right)
+                          \left(\sum_d x_{2,id}^2 + \epsilon\right)}}, \qquad
+        \ell_i = \begin{cases} 1 - c_i & y_i = 1 \\ \max(0, c_i - \Delta) & y_i = -1 \\
+                               0 & \text{otherwise} \end{cases}
+
+    Legend: :math:`x_1` = ``input1``, :math:`x_2` = ``input2``, :math:`y` = ``target``,
+    :math:`\Delta` = ``margin``, :math:`\epsilon = 10^{-12}` added to each squared norm (torch's
+    placement), so a zero vector gives :math:`c = 0` and :math:`\ell = 1` for :math:`y = 1`,
+    with a finite gradient.
+
+    Reductions: ``'mean'`` divides :math:`\sum_i \ell_i` by the number of pairs.
+
+    Args:
+        input1: embeddings, floating.
+        input2: embeddings, same rank as ``input1`` (broadcastable to it).
+        target: labels :math:`\pm 1` (any numeric dtype).
+        margin: :math:`\Delta`, usually in :math:`[-1, 1]`.
+        size_average: deprecated (torch's legacy argument); overrides ``reduction`` when set.
+        reduce: deprecated (torch's legacy argument); overrides ``reduction`` when set.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
+
+    Shape:
+        input1, input2 :math:`(N, D)` with target :math:`(N)`, or input1, input2 :math:`(D)` with
+        a 0-d target (an unbatched pair). Other ranks raise ``ValueError``. Output a scalar, or
+        :math:`(N)` / :math:`()` for ``'none'``.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from fnlearn.losses import cosine_embedding_loss
+        >>> a, b = jnp.array([[1.0, 0.0]]), jnp.array([[0.0, 1.0]])
+        >>> float(cosine_embedding_loss(a, b, jnp.array([1])))
+        1.0
+
+    .. warning::
+        ``optax.losses.cosine_distance`` matches the :math:`y = 1` branch only up to
+        :math:`\approx 10^{-12}` (it clips the norms instead of adding :math:`\epsilon`), and
+        gives ``nan`` for a zero vector where torch and fnlearn give 1.
+    """
+    reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
+    x1 = as_float(input1, "input1")
+    x2 = as_float(input2, "input2")
+    y = jnp.asarray(target)
+    if y.ndim not in (0, 1):
+        raise ValueError(
+            f"target must be 0-D or 1-D, got shape {y.shape} "
+            "(torch: 0D or 1D target tensor expected, multi-target not supported)"
+        )
+    if not x1.ndim == x2.ndim == y.ndim + 1:
+        raise ValueError(
+            f"a {y.ndim}-D target expects {y.ndim + 1}-D input1 and input2, "
+            f"got shapes input1: {x1.shape}, input2: {x2.shape}"
+        )
+    dtype = result_dtype(x1, x2)
+    ct = compute_dtype(dtype)
+    x1, x2 = broadcast_pair(x1.astype(ct), x2.astype(ct), warn=False, names=("input1", "input2"))
+    axis = y.ndim
+    prod_sum = jnp.sum(x1 * x2, axis=axis)
+    mag_square1 = jnp.sum(x1 * x1, axis=axis) + _COSINE_EPS
+    mag_square2 = jnp.sum(x2 * x2, axis=axis) + _COSINE_EPS
+    cos = prod_sum / jnp.sqrt(mag_square1 * mag_square2)
+    cos, y = broadcast_pair(cos, y, warn=False, names=("input1", "target"))
+    zero = jnp.zeros_like(cos)
+    l = jnp.where(y == 1, 1 - cos, zero)
+    l = l + jnp.where(y == -1, _clamp_min0(cos - jnp.asarray(margin, ct)), zero)
+    return _reduction.reduce(l, reduction).astype(dtype)
+
+
+def triplet_margin_loss(
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
+    margin: float = 1.0,
+    p: float = 2,
+    eps: float = 1e-6,
+    swap: bool = False,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""JAX implementation of :func:`torch.nn.functional.triplet_margin_loss`.
+
+    .. math::
+        d(u, v) = \Big\| u - v + \epsilon \Big\|_p
+                = \Big(\sum_d |u_d - v_d + \epsilon|^p\Big)^{1/p}, \qquad
+        \ell_i = \max\!\left(0,\; d(a_i, p_i) - d_i^- + \Delta\right)
+
+    with :math:`d_i^- = d(a_i, n_i)`, or :math:`\min(d(a_i, n_i), d(p_i, n_i))` when ``swap``.
+
+    Legend: :math:`a` = ``anchor``, :math:`p` = ``positive``, :math:`n` = ``negative``,
+    :math:`\Delta` = ``margin``, :math:`\epsilon` = ``eps`` (added to the difference, as
+    ``torch.pairwise_distance``), :math:`\|\cdot\|_p` the ``p``-norm over the last dimension
+    (``p = inf`` the max norm, ``p = 0`` the number of nonzeros). Gradients at a zero distance
+    are 0, as torch's.
+
+    Reductions: ``'mean'`` divides :math:`\sum_i \ell_i` by the number of triplets.
+
+    Args:
+        anchor: embeddings, floating.
+        positive: embeddings, same rank as ``anchor``.
+        negative: embeddings, same rank as ``anchor``.
+        margin: :math:`\Delta > 0` (otherwise ``ValueError``).
+        p: the norm degree, a Python number (static).
+        eps: added to each difference.
+        swap: use the distance swap of Balntas et al. (2016).
+        size_average: deprecated (torch's legacy argument); overrides ``reduction`` when set.
+        reduce: deprecated (torch's legacy argument); overrides ``reduction`` when set.
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
+
+    Shape:
+        anchor, positive, negative :math:`(N, D)` or :math:`(D)`, all of one rank (broadcast
+        against each other); output a scalar, or :math:`(N)` / :math:`()` for ``'none'``.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from fnlearn.losses import triplet_margin_loss
+        >>> a, p, n = jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.array([[3.0, 4.0]])
+        >>> round(float(triplet_margin_loss(a, p, n, margin=6.0)), 4)
+        1.0
+
+    .. warning::
+        ``optax.losses.triplet_margin_loss`` computes :math:`(\sum_d (u_d - v_d)^p +
+        \epsilon)^{1/p}`: :math:`\epsilon` in another place, no absolute value (odd ``p`` gives
+        ``nan`` or wrong values; ``p = 1`` differs by orders of magnitude) and no ``swap``.
+        It agrees with torch only approximately (:math:`\sim 10^{-6}`) for ``p = 2``.
+
+    References:
+        Balntas et al., "Learning local feature descriptors with triplets and shallow
+        convolutional neural networks", BMVC 2016.
+    """
+    reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
+    check_triplet_margin(margin)
+    check_norm_degree(p)
+    a = as_float(anchor, "anchor")
+    pos = as_float(positive, "positive")
+    neg = as_float(negative, "negative")
+    if not a.ndim == pos.ndim == neg.ndim:
+        raise ValueError(
+            "anchor, positive and negative must have the same number of dimensions, got "
+            f"anchor {a.ndim}D, positive {pos.ndim}D and negative {neg.ndim}D"
+        )
+    dtype = result_dtype(a, pos, neg)
+    ct = compute_dtype(dtype)
+    a, pos, neg = _broadcast(
+        {"anchor": a.astype(ct), "positive": pos.astype(ct), "negative": neg.astype(ct)}
+    )
+    eps_ = jnp.asarray(eps, ct)
+    dist_pos = _pnorm(a - pos + eps_, p)
+    dist_neg = _pnorm(a - neg + eps_, p)
+    if swap:
+        dist_neg = jnp.minimum(dist_neg, _pnorm(pos - neg + eps_, p))
+    l = _clamp_min0(jnp.asarray(margin, ct) + dist_pos - dist_neg)
+    return _reduction.reduce(l, reduction).astype(dtype)
+
+
+def check_triplet_margin(margin: float) -> None:
+    """triplet_margin_loss's ``margin > 0`` (checked when ``margin`` is concrete)."""
+    if is_concrete(margin) and not np.all(np.asarray(margin) > 0):
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+
+
+def check_norm_degree(p: float) -> None:
+    """triplet_margin_loss's ``p``: a Python number, since the norm's form depends on it."""
+    if not isinstance(p, (int, float)) or isinstance(p, bool):
+        raise TypeError(f"p must be a Python number (the norm degree is static), got {p!r}")
+
+
+def _clamp_min0(a: Array) -> Array:
+    """``max(a, 0)`` with torch's ``clamp_min`` gradient: 1 where ``a >= 0`` (also at 0)."""
+    return jnp.where(a >= 0, a, jnp.zeros_like(a))
+
+
+def _pnorm(d: Array, p: float) -> Array:
+    """``torch.norm(d, p, dim=-1)`` with torch's gradients (0 where the norm is 0)."""
+    a = torch_abs(d)
+    if p == math.inf:
+        return jnp.max(a, axis=-1)
+    if p == -math.inf:
+        return jnp.min(a, axis=-1)
+    if p == 0:
+        return jnp.sum((a != 0).astype(d.dtype), axis=-1)
+    if p == 1:
+        return jnp.sum(a, axis=-1)
+    if p < 0:
+        return jnp.sum(a**p, axis=-1) ** (1 / p)
+    if p == 2:
+        s = jnp.sum(d * d, axis=-1)
+    else:
+        a_safe = jnp.where(a == 0, jnp.ones_like(a), a)
+        s = jnp.sum(jnp.where(a == 0, jnp.zeros_like(a), a_safe**p), axis=-1)
+    s_safe = jnp.where(s == 0, jnp.ones_like(s), s)
+    return jnp.where(s == 0, jnp.zeros_like(s), jnp.sqrt(s_safe) if p == 2 else s_safe ** (1 / p))
+
+
+def _broadcast(named: dict[str, Array]) -> tuple[Array, ...]:
+    """Broadcast same-rank arrays to one shape; a mismatch raises ``ValueError`` naming them."""
+    shapes = {n: a.shape for n, a in named.items()}
+    try:
+        shape = jnp.broadcast_shapes(*shapes.values())
+    except ValueError:
+        listed = ", ".join(f"{n} {s}" for n, s in shapes.items())
+        raise ValueError(f"shapes cannot be broadcast together: {listed}") from None
+    return tuple(jnp.broadcast_to(a, shape) for a in named.values())
