@@ -1,0 +1,167 @@
+"""fnlearn.flat: parameters as one buffer per dtype give the same numbers as the tree.
+
+The fast path of the performance issue must not change results: every optimizer case of every
+table, run on a :class:`Flat` and on the tree it holds, gives the same params and state up to
+float round-off (XLA compiles the two layouts into different fusions and may contract a
+``a * b + c`` into an FMA in one and not the other: a last-bit difference, nothing more), for
+f64, f32 and bf16 leaves mixed in one tree; gradients with respect to a ``Flat`` are the
+concatenated tree gradients; the layout survives jit, donation and optax.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from fnlearn import optim
+from fnlearn.flat import Flat
+from tests.optim.cases import all_cases, make
+
+
+def _tree(seed: int, dtypes=("float32", "float32", "bfloat16")) -> dict:
+    rng = np.random.default_rng(seed)
+    shapes = {"conv": (2, 3, 2), "bias": (3,), "scale": (4,), "empty": (0,), "w": (5, 2)}
+    kinds = dict(zip(shapes, [dtypes[0], dtypes[1], dtypes[2], dtypes[0], dtypes[0]],
+                     strict=True))
+    return {k: jnp.asarray(rng.standard_normal(s), kinds[k]) for k, s in shapes.items()}
+
+
+def _loss(tree) -> jax.Array:
+    return sum(jnp.sum(jnp.sin(x.astype(jnp.float32)) + x.astype(jnp.float32) ** 2)
+               for x in jax.tree.leaves(tree))
+
+
+def _assert_roundoff(actual, desired, msg):
+    """Equal up to a few units in the last place of the dtype."""
+    assert actual.dtype == desired.dtype, msg
+    if not jnp.issubdtype(desired.dtype, jnp.floating):
+        np.testing.assert_array_equal(np.asarray(actual), np.asarray(desired), err_msg=msg)
+        return
+    ulps = {"float64": 2e-15, "float32": 1e-6, "bfloat16": 1.6e-2}[jnp.dtype(desired.dtype).name]
+    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(desired, np.float64),
+                               rtol=ulps, atol=ulps * 1e-3, err_msg=msg)
+
+
+def test_roundtrip_keeps_structure_shapes_dtypes_and_values():
+    tree = _tree(0, ("float64", "float32", "bfloat16"))
+    flat = Flat.of(tree)
+    # one buffer per dtype, in order of first appearance in jax.tree leaf order
+    assert flat.layout.groups == ("float32", "float64", "bfloat16")
+    assert [b.dtype.name for b in flat.buffers] == list(flat.layout.groups)
+    assert flat.size == sum(x.size for x in jax.tree.leaves(tree))
+    back = flat.tree()
+    assert jax.tree.structure(back) == jax.tree.structure(tree)
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(tree), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    assert jax.tree.structure(flat.like(tree)) == jax.tree.structure(flat)
+
+
+def test_gradient_wrt_flat_is_the_concatenated_tree_gradient():
+    tree = _tree(1)
+    g_flat = jax.grad(lambda f: _loss(f.tree()))(Flat.of(tree))
+    g_tree = jax.grad(_loss)(tree)
+    assert isinstance(g_flat, Flat)
+    for a, b in zip(jax.tree.leaves(g_flat.tree()), jax.tree.leaves(g_tree), strict=True):
+        np.testing.assert_array_equal(np.asarray(a, np.float64), np.asarray(b, np.float64))
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="no array leaves"):
+        Flat.of({})
+    flat = Flat.of({"a": jnp.ones(3)})
+    with pytest.raises(ValueError, match="does not match this layout"):
+        flat.like({"a": jnp.ones(4)})
+
+
+@pytest.mark.parametrize("dtypes", [("float64", "float64", "float64"),
+                                    ("float32", "float32", "bfloat16")], ids=["f64", "f32+bf16"])
+def test_every_optimizer_gives_the_same_numbers_on_flat_and_tree(dtypes):
+    """For each optimizer, its case with the most options (one test: compiles dominate)."""
+    tree0 = _tree(2, dtypes)
+    richest = {}
+    for table, case in all_cases():
+        if case.name not in richest or len(case.kwargs) > len(richest[case.name][1].kwargs):
+            richest[case.name] = (table, case)
+    for table, case in richest.values():
+        opt = make(table, case, "float64" if dtypes[0] == "float64" else "float32")
+
+        def run(params, opt=opt):
+            state = opt.init(params)
+            for k in range(3):
+                grads = jax.grad(lambda p, k=k: _loss(p.tree() if isinstance(p, Flat) else p)
+                                 * (1.0 + k))(params)
+                updates, state = opt.update(grads, state, params)
+                params = optim.apply_updates(params, updates)
+            return params, state
+
+        p_tree, s_tree = jax.jit(run)(tree0)
+        p_flat, s_flat = jax.jit(run)(Flat.of(tree0))
+        for a, b in zip(jax.tree.leaves(p_flat.tree()), jax.tree.leaves(p_tree), strict=True):
+            assert a.dtype == b.dtype, case.id
+            _assert_roundoff(a, b, case.id)
+        # state: every per-parameter buffer is a Flat in the same layout holding the same values
+        flat_leaves = jax.tree.leaves(s_flat, is_leaf=lambda x: isinstance(x, Flat))
+        tree_leaves = jax.tree.leaves(s_tree, is_leaf=lambda x: isinstance(x, dict))
+        assert len(flat_leaves) == len(tree_leaves), case.id
+        for a, b in zip(flat_leaves, tree_leaves, strict=True):
+            a = a.tree() if isinstance(a, Flat) else a
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+                _assert_roundoff(x, y, case.id)
+
+
+def test_donated_jitted_step_with_optax_and_clipping():
+    tree = _tree(3)
+    tx = optax.chain(optim.clip_grad_norm_transform(1.0), optax.sgd(1e-2, momentum=0.9))
+    ref_tx = optax.chain(optim.clip_grad_norm_transform(1.0), optax.sgd(1e-2, momentum=0.9))
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def step(params, state):
+        grads = jax.grad(lambda f: _loss(f.tree()))(params)
+        updates, state = tx.update(grads, state, params)
+        return optim.apply_updates(params, updates), state
+
+    params = Flat.of(tree)
+    state = tx.init(params)
+    ref, ref_state = tree, ref_tx.init(tree)
+    for _ in range(3):
+        params, state = step(params, state)
+        g = jax.grad(_loss)(ref)
+        u, ref_state = ref_tx.update(g, ref_state, ref)
+        ref = optim.apply_updates(ref, u)
+    for a, b in zip(jax.tree.leaves(params.tree()), jax.tree.leaves(ref), strict=True):
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_train_step_on_flat_params_matches_the_tree():
+    from fnlearn import losses, train
+
+    rng = np.random.default_rng(4)
+    params = {"w": jnp.asarray(rng.standard_normal((4, 3)), jnp.float32),
+              "b": jnp.zeros(3, jnp.float32), "s": jnp.full((3,), 0.5, jnp.float32)}
+    x = jnp.asarray(rng.standard_normal((6, 4)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 3, 6))
+
+    def loss_fn(p, batch):
+        return losses.cross_entropy((batch[0] @ p["w"] + p["b"][None]) * p["s"][None], batch[1])
+
+    opt = optim.adamw(1e-2)
+    step = train.make_train_step(loss_fn, opt, accumulate_steps=2, skip_nonfinite=True)
+    states = {flat: train.TrainState.create(params, opt, skip_nonfinite=True, flat=flat)
+              for flat in (False, True)}
+    assert isinstance(states[True].params, Flat)
+    for _ in range(3):
+        states = {k: step(s, (x, y))[0] for k, s in states.items()}
+    for a, b in zip(jax.tree.leaves(states[True].params.tree()),
+                    jax.tree.leaves(states[False].params), strict=True):
+        _assert_roundoff(a, b, "train step")
+    assert int(states[True].step) == 3 and int(states[True].skipped) == 0
+    ev = train.make_eval_step(loss_fn)
+    np.testing.assert_allclose(float(ev(states[True].params, (x, y))["loss"]),
+                               float(ev(states[False].params, (x, y))["loss"]), rtol=1e-6)

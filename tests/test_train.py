@@ -1,0 +1,380 @@
+"""fnlearn.train: the train step (donation, accumulation, non-finite skipping, pytree kinds),
+the eval step, evaluate and fit."""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import fnlearn as fl
+from fnlearn import train
+from fnlearn.data import iterate_batches
+from fnlearn.train import TrainState, make_eval_step, make_train_step
+
+
+def _data(n=12, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    return jnp.asarray(x), jnp.asarray(x @ rng.normal(size=(d, 2)) + 0.1 * rng.normal(size=(n, 2)))
+
+
+def _params(d=3):
+    return {"w": jnp.full((d, 2), 0.1), "b": jnp.zeros((1, 2))}
+
+
+def _mse(params, batch):
+    x, y = batch
+    return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
+
+
+def _mse_aux(params, batch):
+    x, y = batch
+    err = x @ params["w"] + params["b"] - y
+    return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err)), "max": jnp.max(jnp.abs(err))}
+
+
+def _bits(tree):
+    """Leaves as raw bytes: equality means bit-identical."""
+    return [np.asarray(leaf).tobytes() for leaf in jax.tree.leaves(tree)]
+
+
+def _hand_step(params, opt_state, batch, opt):
+    loss, grads = jax.value_and_grad(_mse)(params, batch)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
+def test_step_is_value_and_grad_then_optimizer_update():
+    opt = fl.optim.adam(lr=0.05)
+    batch = _data()
+    state = TrainState.create(_params(), opt)
+    step = make_train_step(_mse, opt)
+    params, opt_state = _params(), opt.init(_params())
+    for i in range(3):
+        state, metrics = step(state, batch)
+        params, opt_state, loss = jax.jit(_hand_step, static_argnums=3)(params, opt_state,
+                                                                         batch, opt)
+        assert int(state.step) == i + 1
+        np.testing.assert_allclose(metrics["loss"], loss, rtol=1e-14)
+    for got, want in zip(jax.tree.leaves((state.params, state.opt_state)),
+                         jax.tree.leaves((params, opt_state)), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    assert state.step.dtype == jnp.int32 and state.skipped is None
+
+
+def test_metrics_are_device_arrays_and_the_step_compiles_once():
+    traces = []
+
+    def loss_fn(params, batch):
+        traces.append(1)
+        return _mse_aux(params, batch)
+
+    opt = optax.sgd(0.1)
+    step = make_train_step(loss_fn, opt, has_aux=True)
+    state = TrainState.create(_params(), opt)
+    for _ in range(3):
+        state, metrics = step(state, _data())
+    assert len(traces) == 1
+    assert set(metrics) == {"loss", "aux"} and set(metrics["aux"]) == {"mae", "max"}
+    assert all(isinstance(m, jax.Array) for m in jax.tree.leaves(metrics))
+
+
+def test_donation_updates_in_place_and_the_returned_state_is_reusable():
+    opt = fl.optim.adam(lr=0.01)
+    initial = _params()
+    state = TrainState.create(initial, opt)
+    step = make_train_step(_mse, opt)
+    first = state
+    state, _ = step(state, _data())
+    assert all(leaf.is_deleted() for leaf in jax.tree.leaves((first.params, first.opt_state)))
+    assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(initial))  # create copies
+    for _ in range(3):  # the returned state feeds the next step, as often as needed
+        state, metrics = step(state, _data())
+    assert math.isfinite(float(metrics["loss"])) and int(state.step) == 4
+    # donate=False keeps the input alive and gives the same numbers
+    kept = TrainState.create(initial, opt)
+    out, _ = make_train_step(_mse, opt, donate=False)(kept, _data())
+    assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(kept))
+    ref, _ = make_train_step(_mse, opt)(TrainState.create(initial, opt), _data())
+    assert _bits(out) == _bits(ref)
+
+
+def test_donation_aliases_params_and_optimizer_state_in_the_compiled_step():
+    opt = fl.optim.adam(lr=0.01)
+    state = TrainState.create(_params(), opt)
+    state_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+    for donate, expected in [(True, state_bytes), (False, 0)]:
+        compiled = make_train_step(_mse, opt, donate=donate).lower(state, _data()).compile()
+        assert compiled.memory_analysis().alias_size_in_bytes == expected
+
+
+def test_create_unshares_an_optimizer_state_that_holds_the_params():
+    """An optimizer whose state is the params themselves (as lookahead's slow weights)."""
+    opt = optax.GradientTransformation(
+        init=lambda params: params,
+        update=lambda grads, state, params: (jax.tree.map(lambda g: -0.1 * g, grads), params),
+    )
+    initial = _params()
+    state = TrainState.create(initial, opt)
+    assert not set(map(id, jax.tree.leaves(state.params))) & set(
+        map(id, jax.tree.leaves(state.opt_state)))
+    step = make_train_step(_mse, opt)
+    for _ in range(3):  # donating one buffer twice would raise
+        state, metrics = step(state, _data())
+    assert math.isfinite(float(metrics["loss"]))
+
+
+@pytest.mark.parametrize("k", [2, 3, 6], ids=lambda k: f"K={k}")
+def test_accumulation_equals_one_big_batch(k):
+    opt = fl.optim.adam(lr=0.05)  # non-linear in g: only equal gradients give equal steps
+    batch = _data(n=12)
+    big = make_train_step(_mse_aux, opt, has_aux=True)
+    acc = make_train_step(_mse_aux, opt, has_aux=True, accumulate_steps=k)
+    s_big, s_acc = TrainState.create(_params(), opt), TrainState.create(_params(), opt)
+    for _ in range(3):
+        s_big, m_big = big(s_big, batch)
+        s_acc, m_acc = acc(s_acc, batch)
+        np.testing.assert_allclose(m_acc["loss"], m_big["loss"], rtol=1e-13)
+        np.testing.assert_allclose(m_acc["aux"]["mae"], m_big["aux"]["mae"], rtol=1e-13)
+    for got, want in zip(jax.tree.leaves(s_acc), jax.tree.leaves(s_big), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_accumulation_equals_torch_style_loop_over_micro_batches():
+    """The update equals the mean of per-micro-batch gradients (loss/K; backward; step)."""
+    opt = optax.sgd(0.1)
+    x, y = _data(n=8)
+    grads = [jax.grad(_mse)(_params(), (x[i : i + 2], y[i : i + 2])) for i in range(0, 8, 2)]
+    mean_grad = jax.tree.map(lambda *g: sum(g) / 4, *grads)
+    want = optax.apply_updates(_params(), opt.update(mean_grad, opt.init(_params()))[0])
+    state, _ = make_train_step(_mse, opt, accumulate_steps=4)(TrainState.create(_params(), opt),
+                                                               (x, y))
+    for got, w in zip(jax.tree.leaves(state.params), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(got, w, rtol=1e-13)
+
+
+def test_accumulation_holds_one_gradient_sum_whatever_k():
+    """Compiled temporaries: K=1 needs one gradient; K>1 adds only the gradient sum."""
+    d = 256
+    params = {"w": jnp.zeros((d, d), jnp.float32)}
+    size = d * d * 4
+
+    def loss_fn(p, batch):
+        x, y = batch
+        return jnp.mean((jnp.tanh(x @ p["w"]) - y) ** 2)
+
+    opt = optax.sgd(0.1)
+    state = TrainState.create(params, opt)
+    temp = {}
+    for k in (1, 2, 8):
+        batch = (jnp.ones((4 * k, d), jnp.float32), jnp.ones((4 * k, d), jnp.float32))
+        compiled = make_train_step(loss_fn, opt, accumulate_steps=k).lower(state, batch).compile()
+        temp[k] = compiled.memory_analysis().temp_size_in_bytes
+    assert temp[1] < 1.2 * size
+    assert temp[2] < temp[1] + 1.2 * size
+    assert temp[8] == temp[2]
+
+
+def test_accumulation_errors():
+    with pytest.raises(ValueError, match="accumulate_steps must be a positive integer, got 0"):
+        make_train_step(_mse, optax.sgd(0.1), accumulate_steps=0)
+    with pytest.raises(ValueError, match="got 2.0"):
+        make_train_step(_mse, optax.sgd(0.1), accumulate_steps=2.0)
+    step = make_train_step(_mse, optax.sgd(0.1), accumulate_steps=5)
+    with pytest.raises(ValueError, match=r"accumulate_steps=5 must divide the batch size, but "
+                                         r"batch\[0\] has shape \(12, 3\)"):
+        step(TrainState.create(_params(), optax.sgd(0.1)), _data(n=12))
+
+
+def _nan_batch():
+    x, y = _data()
+    return x.at[3, 1].set(jnp.nan), y
+
+
+def _nan_grad_loss(params, batch):
+    """A finite loss whose gradient is 0/0 = nan: d sqrt(b^2 + e^2) / db at b = e = 0."""
+    return _mse(params, batch) + jnp.sum(jnp.sqrt(params["b"] ** 2 + params["extra"] ** 2))
+
+
+@pytest.mark.parametrize(
+    "loss_fn, bad_batch, extra",
+    [(_mse, _nan_batch, False), (_nan_grad_loss, _data, True)],
+    ids=["nan-loss", "nan-grad-finite-loss"],
+)
+def test_nonfinite_step_is_skipped_bit_identically(loss_fn, bad_batch, extra):
+    opt = fl.optim.adam(lr=0.05)
+    params = {**_params(), "extra": jnp.zeros((1, 2))} if extra else _params()
+    step = make_train_step(loss_fn, opt, skip_nonfinite=True)
+    good = (_data()[0], _data()[1]) if not extra else None
+    state = TrainState.create(params, opt, skip_nonfinite=True)
+    if good is not None:
+        state, metrics = step(state, good)
+        assert not bool(metrics["skipped"])
+    before = _bits((state.params, state.opt_state))
+    state, metrics = step(state, bad_batch())
+    assert bool(metrics["skipped"]) and int(state.skipped) == 1
+    assert int(state.step) == (2 if good is not None else 1)
+    assert _bits((state.params, state.opt_state)) == before
+    if good is not None:  # training carries on normally after a skipped step
+        state, metrics = step(state, good)
+        assert not bool(metrics["skipped"]) and int(state.skipped) == 1
+        assert _bits(state.params) != before[: len(jax.tree.leaves(state.params))]
+
+
+def test_skip_nonfinite_changes_nothing_on_finite_steps():
+    opt = fl.optim.adam(lr=0.05)
+    plain = make_train_step(_mse, opt)
+    skipping = make_train_step(_mse, opt, skip_nonfinite=True)
+    s1 = TrainState.create(_params(), opt)
+    s2 = TrainState.create(_params(), opt, skip_nonfinite=True)
+    for _ in range(3):
+        s1, _ = plain(s1, _data())
+        s2, _ = skipping(s2, _data())
+    assert _bits((s1.params, s1.opt_state, s1.step)) == _bits((s2.params, s2.opt_state, s2.step))
+    assert int(s2.skipped) == 0
+
+
+def test_skip_nonfinite_needs_the_counter():
+    opt = optax.sgd(0.1)
+    step = make_train_step(_mse, opt, skip_nonfinite=True)
+    with pytest.raises(ValueError, match=r"TrainState.create\(params, optimizer, "
+                                         r"skip_nonfinite=True\)"):
+        step(TrainState.create(_params(), opt), _data())
+
+
+class _LinenMLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(2)(nn.tanh(nn.Dense(4)(x)))
+
+
+class _NNXMLP(nnx.Module):
+    def __init__(self, rngs):
+        self.hidden = nnx.Linear(3, 4, rngs=rngs)
+        self.out = nnx.Linear(4, 2, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(nnx.tanh(self.hidden(x)))
+
+
+def _dict_model():
+    def apply(params, x):
+        return jnp.tanh(x @ params["w1"]) @ params["w2"]
+
+    key1, key2 = jax.random.split(jax.random.key(0))
+    w1 = jax.random.normal(key1, (3, 4), jnp.float32)
+    return {"w1": w1, "w2": jax.random.normal(key2, (4, 2), jnp.float32)}, apply
+
+
+def _linen_model():
+    model = _LinenMLP()
+    params = model.init(jax.random.key(0), jnp.ones((1, 3), jnp.float32))["params"]
+    return params, lambda p, x: model.apply({"params": p}, x)
+
+
+def _nnx_model():
+    graphdef, params = nnx.split(_NNXMLP(nnx.Rngs(0)), nnx.Param)
+    return params, lambda p, x: nnx.merge(graphdef, p)(x)
+
+
+@pytest.mark.parametrize("make_model", [_dict_model, _linen_model, _nnx_model],
+                         ids=["dict", "flax-linen", "flax-nnx"])
+def test_any_parameter_pytree_trains(make_model):
+    params, apply = make_model()
+    x, y = _data(n=16)
+    x, y = x.astype(jnp.float32), y.astype(jnp.float32)
+
+    def loss_fn(p, batch):
+        return jnp.mean((apply(p, batch[0]) - batch[1]) ** 2)
+
+    opt = fl.optim.adam(lr=0.05)
+    state = TrainState.create(params, opt, skip_nonfinite=True)
+    step = make_train_step(loss_fn, opt, accumulate_steps=2, skip_nonfinite=True)
+    losses = []
+    for _ in range(20):
+        state, metrics = step(state, (x, y))
+        losses.append(float(metrics["loss"]))
+    assert jax.tree.structure(state.params) == jax.tree.structure(params)
+    assert type(state.params) is type(params)
+    assert losses[-1] < 0.5 * losses[0] and int(state.skipped) == 0
+
+
+def test_eval_step_and_evaluate():
+    params = _params()
+    x, y = _data(n=10)
+    metrics = make_eval_step(_mse_aux, has_aux=True)(params, (x, y))
+    loss, aux = _mse_aux(params, (x, y))
+    np.testing.assert_allclose(metrics["loss"], loss, rtol=1e-14)
+    np.testing.assert_allclose(metrics["aux"]["mae"], aux["mae"], rtol=1e-14)
+    # batch size 4 does not divide 10: the size-weighted mean is still the full-data mean
+    means = train.evaluate(make_eval_step(_mse_aux, has_aux=True), params, (x, y), 4)
+    assert isinstance(means["loss"], float)
+    np.testing.assert_allclose(means["loss"], loss, rtol=1e-13)
+    np.testing.assert_allclose(means["aux"]["mae"], aux["mae"], rtol=1e-13)
+    assert set(train.evaluate(make_eval_step(_mse), params, (x, y), 3)) == {"loss"}
+
+
+def test_fit_equals_the_hand_written_loop_and_records_history():
+    opt = fl.optim.sgd(lr=0.05, momentum=0.9)
+    data = _data(n=10)
+    key = jax.random.key(3)
+    step = make_train_step(_mse, opt)
+    state, history = train.fit(step, TrainState.create(_params(), opt), data, epochs=3,
+                               batch_size=4, key=key, eval_step=make_eval_step(_mse),
+                               val_data=_data(n=6, seed=1), progress=False)
+    assert len(history.loss) == 3 * 3 and len(history.epochs) == 3
+    assert [e["epoch"] for e in history.epochs] == [1, 2, 3]
+    assert [e["step"] for e in history.epochs] == [3, 6, 9]
+    assert set(history.epochs[0]) == {"epoch", "step", "train_loss", "time", "val_loss"}
+    np.testing.assert_allclose(history.epochs[1]["train_loss"], np.mean(history.loss[3:6]))
+
+    manual, losses = TrainState.create(_params(), opt), []
+    for epoch in range(3):
+        for batch in iterate_batches(data, 4, shuffle=True,
+                                           key=jax.random.fold_in(key, epoch)):
+            manual, metrics = step(manual, batch)
+            losses.append(float(metrics["loss"]))
+    assert _bits(state) == _bits(manual) and history.loss == losses
+    val = train.evaluate(make_eval_step(_mse), state.params, _data(n=6, seed=1), 4)
+    assert history.epochs[-1]["val_loss"] == val["loss"]
+
+
+def test_fit_drop_last_start_epoch_and_errors():
+    opt = optax.sgd(0.05)
+    step = make_train_step(_mse, opt)
+    _, history = train.fit(step, TrainState.create(_params(), opt), _data(n=10), epochs=3,
+                           batch_size=4, shuffle=False, drop_last=True, start_epoch=1,
+                           progress=False)
+    assert len(history.loss) == 2 * 2 and [e["epoch"] for e in history.epochs] == [2, 3]
+    with pytest.raises(ValueError, match="shuffle=True needs a JAX PRNG key"):
+        train.fit(step, TrainState.create(_params(), opt), _data(), epochs=1, batch_size=4)
+    with pytest.raises(ValueError, match="val_data needs eval_step"):
+        train.fit(step, TrainState.create(_params(), opt), _data(), epochs=1, batch_size=4,
+                  shuffle=False, val_data=_data())
+
+
+def test_fit_progress_bar_shows_loss_and_steps_per_second(capsys):
+    opt = optax.sgd(0.05)
+    train.fit(make_train_step(_mse, opt), TrainState.create(_params(), opt), _data(n=12),
+              epochs=1, batch_size=4, shuffle=False, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "3/3" in err and "step/s" in err and "loss=" in err
+    train.fit(make_train_step(_mse, opt), TrainState.create(_params(), opt), _data(n=12),
+              epochs=1, batch_size=4, shuffle=False)  # progress=None: stderr is not a terminal
+    assert capsys.readouterr().err == ""
+
+
+def test_history_plot_writes_a_png(tmp_path):
+    history = train.History(loss=[1.0, 0.5, 0.4, 0.3],
+                            epochs=[{"epoch": 1, "step": 2, "train_loss": 0.75, "val_loss": 0.8},
+                                    {"epoch": 2, "step": 4, "train_loss": 0.35, "val_loss": 0.5}])
+    path = history.plot(tmp_path / "loss.png", title="test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = train.History(loss=[2.0, -1.0], epochs=[{"epoch": 1, "step": 2, "train_loss": 0.5}])
+    path = train.plot_histories({"a": history, "b": other}, tmp_path / "two.png")
+    assert path.stat().st_size > 1000
