@@ -1,0 +1,103 @@
+"""Peak resident memory while training: fnlearn (flat and tree) vs optax, Adam, donated steps.
+
+    python benchmarks/peak_memory.py [--size 16M] [--leaves 500] [--steps 5]
+
+Each variant runs in its own process: compile the init and the train step on abstract values,
+reset the kernel's peak-RSS counter (/proc/self/clear_refs), create params and state, run the
+steps, and read VmHWM. "minimal" = params + grads + optimizer state (Adam: 4 float32 copies); the
+ratio is (peak RSS - RSS before the params existed) / minimal, so JAX's own footprint does not
+count. The loss is a per-leaf quadratic, so the forward/backward pass needs no activations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+from _common import write
+
+
+def rss(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
+
+
+def child(variant: str, n: int, leaves: int, steps: int) -> dict:
+    from functools import partial
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from _common import leaf_sizes
+
+    from fnlearn import optim
+    from fnlearn.flat import Flat
+
+    sizes = leaf_sizes(n, leaves)
+
+    def make():
+        keys = jax.random.split(jax.random.key(0), leaves)
+        tree = {f"p{i:03d}": jax.random.normal(k, (s,), jnp.float32)
+                for i, (k, s) in enumerate(zip(keys, sizes, strict=True))}
+        return Flat.of(tree) if variant == "fnlearn-flat" else tree
+
+    def loss(p):
+        t = p.tree() if variant == "fnlearn-flat" else p
+        return sum(jnp.sum(x * x) for x in jax.tree.leaves(t))
+
+    tx = optax.adam(1e-3) if variant == "optax" else optim.adam(1e-3)
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def step(p, s):
+        g = jax.grad(loss)(p)
+        u, s = tx.update(g, s, p)
+        return optim.apply_updates(p, u), s
+
+    # compile on abstract values first, so compiler memory is in the baseline, not the peak
+    abstract = jax.eval_shape(make)
+    compiled = step.lower(abstract, jax.eval_shape(tx.init, abstract)).compile()
+    init = jax.jit(lambda: (lambda p: (p, tx.init(p)))(make())).lower().compile()
+    before = rss("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    params, state = init()
+    for _ in range(steps):
+        params, state = compiled(params, state)
+    jax.block_until_ready(params)
+    peak = rss("VmHWM")
+    minimal = 4 * 4 * n
+    return dict(variant=variant, params=n, leaves=leaves, minimal_mb=minimal / 2**20,
+                peak_over_base_mb=(peak - before) / 2**20, ratio=(peak - before) / minimal)
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="16M")
+    ap.add_argument("--leaves", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--variants", default="fnlearn-flat,fnlearn-tree,optax")
+    ap.add_argument("--child", default=None)
+    a = ap.parse_args(argv)
+    n = int(float(a.size[:-1]) * 2**20) if a.size.endswith("M") else int(a.size)
+    if a.child:
+        print(json.dumps(child(a.child, n, a.leaves, a.steps)))
+        return []
+    rows = []
+    for v in a.variants.split(","):
+        out = subprocess.run([sys.executable, __file__, "--child", v, "--size", a.size,
+                              "--leaves", str(a.leaves), "--steps", str(a.steps)],
+                             check=True, capture_output=True, text=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    write("peak_memory", rows, ["variant", "params", "leaves", "minimal_mb", "peak_over_base_mb",
+                                "ratio"])
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""End-to-end train step: fnlearn vs flax+optax (jitted, donated) vs torch eager and torch.compile.
+
+    python benchmarks/train_step.py [--reps 30] [--no-compile]
+
+Models (ReLU MLPs, cross-entropy, Adam lr 1e-3, float32): digits 64-256-256-10 at batch 128,
+and 784-1024-1024-10 at batch 256, random data of those shapes. One step = forward, backward,
+optimizer update; median ms over repeats after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from _common import median_ms, write
+
+from fnlearn import losses, optim, train
+
+MODELS = {"digits-mlp": ([64, 256, 256, 10], 128), "mlp-1024": ([784, 1024, 1024, 10], 256)}
+
+
+def init_mlp(sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(rng.uniform(-1, 1, (i, o)).astype(np.float32) / np.sqrt(i),
+             np.zeros(o, np.float32)) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+
+
+def mlp(params, x):
+    for w, b in params[:-1]:
+        x = jax.nn.relu(x @ w + b)
+    w, b = params[-1]
+    return x @ w + b
+
+
+def bench_fnlearn(weights, x, y, reps):
+    params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]
+    opt = optim.adam(1e-3)
+    step = train.make_train_step(lambda p, b: losses.cross_entropy(mlp(p, b[0]), b[1]), opt)
+    st = [train.TrainState.create(params, opt)]
+
+    def run():
+        st[0], m = step(st[0], (x, y))
+        jax.block_until_ready(m["loss"])
+
+    return median_ms(run, reps, warmup=3)
+
+
+def bench_flax(weights, x, y, reps):
+    import flax.linen as nn
+    from flax.training import train_state
+
+    sizes = [weights[0][0].shape[0]] + [w.shape[1] for w, _ in weights]
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, h):
+            for o in sizes[1:-1]:
+                h = nn.relu(nn.Dense(o)(h))
+            return nn.Dense(sizes[-1])(h)
+
+    model = MLP()
+    variables = model.init(jax.random.key(0), x)
+    st = [train_state.TrainState.create(apply_fn=model.apply, params=variables["params"],
+                                        tx=optax.adam(1e-3))]
+
+    @jax.jit
+    def _step(state, x, y):
+        def loss(p):
+            logits = state.apply_fn({"params": p}, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        l, g = jax.value_and_grad(loss)(state.params)
+        return state.apply_gradients(grads=g), l
+
+    step = jax.jit(_step, donate_argnums=(0,))
+
+    def run():
+        st[0], l = step(st[0], x, y)
+        jax.block_until_ready(l)
+
+    return median_ms(run, reps, warmup=3)
+
+
+def bench_torch(weights, x, y, reps, compiled):
+    import torch
+
+    torch.set_num_threads(2)
+    layers = []
+    for i, (w, b) in enumerate(weights):
+        lin = torch.nn.Linear(*w.shape)
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor(w.T))
+            lin.bias.copy_(torch.tensor(b))
+        layers += [lin] + ([torch.nn.ReLU()] if i < len(weights) - 1 else [])
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xt, yt = torch.tensor(np.asarray(x)), torch.tensor(np.asarray(y)).long()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(net(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = torch.compile(step) if compiled else step
+    if compiled:
+        t = time.perf_counter()
+        fn()
+        print(f"  torch.compile first call: {time.perf_counter() - t:.1f} s", flush=True)
+    return median_ms(fn, reps, warmup=3)
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument("--models", default=",".join(MODELS))
+    a = ap.parse_args(argv)
+    rows = []
+    for name in a.models.split(","):
+        sizes, batch = MODELS[name]
+        weights = init_mlp(sizes)
+        rng = np.random.default_rng(1)
+        x = jnp.asarray(rng.standard_normal((batch, sizes[0]), dtype=np.float32))
+        y = jnp.asarray(rng.integers(0, sizes[-1], batch))
+        res = {"fnlearn": bench_fnlearn(weights, x, y, a.reps),
+               "flax+optax": bench_flax(weights, x, y, a.reps)}
+        if not a.no_torch:
+            try:
+                res["torch eager"] = bench_torch(weights, x, y, a.reps, compiled=False)
+                if not a.no_compile:
+                    res["torch.compile"] = bench_torch(weights, x, y, a.reps, compiled=True)
+            except ImportError:
+                pass
+        for variant, ms in res.items():
+            rows.append(dict(model=name, variant=variant, ms=ms, vs_fnlearn=ms / res["fnlearn"]))
+            print(rows[-1], flush=True)
+    write("train_step", rows, ["model", "variant", "ms", "vs_fnlearn"])
+    return rows
+
+
+if __name__ == "__main__":
+    main()

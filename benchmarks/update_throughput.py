@@ -1,0 +1,138 @@
+"""Optimizer update throughput and compile time: fnlearn vs optax vs torch vs a C ceiling.
+
+    python benchmarks/update_throughput.py [--sizes 1M,16M] [--leaves 1,500] [--only adam,sgd]
+                                           [--tree-opts adam,sgd] [--reps 15]
+
+One update = read params, grads and state, write params and state (jitted, params and state
+donated; torch: ``opt.step()`` on tensors whose ``.grad`` is set). "frac" is the C ceiling's
+time over the measured time (1.0 = the speed of one fused C loop over the same bytes).
+Variants: ``fnlearn-flat`` keeps params, grads and state in one buffer per dtype
+(:class:`fnlearn.flat.Flat`, what ``make_train_step(..., flat=True)`` uses); ``fnlearn-tree`` and
+``optax`` keep one array per leaf (500-leaf trees only for ``--tree-opts``: XLA compiles one
+kernel per leaf, which takes tens of seconds per optimizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from _common import Ceiling, leaf_sizes, median_ms, write
+
+from fnlearn import optim
+from fnlearn.flat import Flat
+
+# name: (fnlearn factory, optax factory or None, torch (class, kwargs) or None, reads, writes)
+CATALOGUE = {
+    "sgd": (lambda: optim.sgd(1e-3, momentum=0.9), lambda: optax.sgd(1e-3, 0.9),
+            ("SGD", dict(lr=1e-3, momentum=0.9)), 3, 2),
+    "rmsprop": (lambda: optim.rmsprop(1e-2), lambda: optax.rmsprop(1e-2, 0.99, eps_in_sqrt=False),
+                ("RMSprop", dict(lr=1e-2)), 3, 2),
+    "adagrad": (lambda: optim.adagrad(1e-2), None, ("Adagrad", dict(lr=1e-2)), 3, 2),
+    "adam": (lambda: optim.adam(1e-3), lambda: optax.adam(1e-3), ("Adam", dict(lr=1e-3)), 4, 3),
+    "adamw": (lambda: optim.adamw(1e-3), lambda: optax.adamw(1e-3, weight_decay=1e-2),
+              ("AdamW", dict(lr=1e-3)), 4, 3),
+    "adamax": (lambda: optim.adamax(), lambda: optax.adamax(2e-3), ("Adamax", {}), 4, 3),
+    "nadam": (lambda: optim.nadam(), None, ("NAdam", {}), 4, 3),
+    "radam": (lambda: optim.radam(), None, ("RAdam", {}), 4, 3),
+    "adadelta": (lambda: optim.adadelta(), lambda: optax.adadelta(1.0, 0.9, 1e-6),
+                 ("Adadelta", {}), 4, 3),
+    "asgd": (lambda: optim.asgd(), None, ("ASGD", {}), 3, 2),
+    "rprop": (lambda: optim.rprop(), None, ("Rprop", {}), 4, 3),
+}
+FUSED = {"SGD", "Adam", "AdamW", "Adagrad"}
+
+
+def parse_size(s: str) -> int:
+    return int(float(s[:-1]) * (1 << 20)) if s.endswith("M") else int(s)
+
+
+def jax_variant(tx, params, grads, reps):
+    """Compile seconds and median ms of one donated update+apply step."""
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return optim.apply_updates(p, u), s
+
+    live = [jax.tree.map(lambda x: x + 0, params), tx.init(params)]
+    t = time.perf_counter()
+    compiled = step.lower(*live, grads).compile()
+    compile_s = time.perf_counter() - t
+
+    def run():
+        live[0], live[1] = compiled(live[0], live[1], grads)
+        jax.block_until_ready(live[0])
+
+    return compile_s, median_ms(run, reps)
+
+
+def torch_variant(name, kwargs, arrays, mode, reps):
+    import torch
+
+    torch.set_num_threads(2)
+    ps = [torch.tensor(np.asarray(a)).requires_grad_() for a in arrays]
+    for p in ps:
+        p.grad = p.detach() * 0.01
+    flags = {"loop": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
+    opt = getattr(torch.optim, name)(ps, **kwargs, **flags[mode])
+    return median_ms(opt.step, reps)
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1M,16M")
+    ap.add_argument("--leaves", default="1,500")
+    ap.add_argument("--only", default=",".join(CATALOGUE))
+    ap.add_argument("--tree-opts", default="adam,sgd")
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--name", default="update_throughput")
+    a = ap.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+        have_torch = not a.no_torch
+    except ImportError:
+        have_torch = False
+    ceiling = Ceiling()
+    rows = []
+    for size in a.sizes.split(","):
+        n = parse_size(size)
+        for leaves in map(int, a.leaves.split(",")):
+            rng = np.random.default_rng(0)
+            arrays = [rng.standard_normal(s, dtype=np.float32) for s in leaf_sizes(n, leaves)]
+            tree = {f"p{i:03d}": jnp.asarray(x) for i, x in enumerate(arrays)}
+            gtree = jax.tree.map(lambda x: x * 0.01, tree)
+            flat, gflat = Flat.of(tree), Flat.of(gtree)
+            for name in a.only.split(","):
+                fl, ox, th, nin, nout = CATALOGUE[name]
+                c_ms = ceiling.ms(n, nin, nout, a.reps)
+                base = dict(optimizer=name, params=size, leaves=leaves, ceiling_ms=c_ms)
+
+                def add(variant, ms, compile_s=None, base=base, c_ms=c_ms):
+                    rows.append({**base, "variant": variant, "ms": ms, "compile_s": compile_s,
+                                 "frac": (c_ms / ms) if c_ms else None})
+
+                add("fnlearn-flat", *reversed(jax_variant(fl(), flat, gflat, a.reps)))
+                tree_ok = leaves == 1 or name in a.tree_opts.split(",")
+                if tree_ok:
+                    add("fnlearn-tree", *reversed(jax_variant(fl(), tree, gtree, a.reps)))
+                    if ox is not None:
+                        add("optax", *reversed(jax_variant(ox(), tree, gtree, a.reps)))
+                if have_torch and th is not None:
+                    modes = ["foreach", "fused"] if th[0] in FUSED else ["foreach"]
+                    for mode in (["loop", *modes] if leaves == 1 else modes):
+                        add(f"torch-{mode}", torch_variant(*th, arrays, mode, a.reps))
+                print(rows[-1], flush=True)
+    write(a.name, rows, ["optimizer", "params", "leaves", "variant", "ms", "frac", "compile_s",
+                         "ceiling_ms"])
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Each benchmark script runs end to end at a tiny size (no timing is asserted: benchmarks are
+measurements, see benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import pytest
+
+BENCH = Path(__file__).parent.parent / "benchmarks"
+
+
+@pytest.fixture()
+def bench(monkeypatch, tmp_path):
+    """Benchmarks run as a user runs them: JAX's default config (float32, standard promotion,
+    as optax needs), writing their results to a temporary folder."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _common
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    saved = {k: getattr(jax.config, k) for k in
+             ("jax_enable_x64", "jax_numpy_dtype_promotion", "jax_numpy_rank_promotion")}
+    jax.config.update("jax_enable_x64", False)
+    jax.config.update("jax_numpy_dtype_promotion", "standard")
+    jax.config.update("jax_numpy_rank_promotion", "allow")
+    yield tmp_path
+    for k, v in saved.items():
+        jax.config.update(k, v)
+
+
+def _rows(results: Path, name: str) -> list[dict]:
+    payload = json.loads((results / f"{name}.json").read_text())
+    assert payload["machine"]["jax"]
+    return payload["rows"]
+
+
+def test_update_throughput_runs(bench):
+    import update_throughput
+
+    update_throughput.main(["--sizes", "4096", "--leaves", "1,5", "--only", "adam,sgd",
+                            "--reps", "1", "--no-torch"])
+    rows = _rows(bench, "update_throughput")
+    variants = {(r["optimizer"], r["leaves"], r["variant"]) for r in rows}
+    assert ("adam", 5, "fnlearn-flat") in variants and ("sgd", 5, "optax") in variants
+    assert all(r["ms"] > 0 for r in rows)
+
+
+def test_peak_memory_runs(bench):
+    import peak_memory
+
+    rows = peak_memory.main(["--size", "65536", "--leaves", "5", "--steps", "1"])
+    assert {r["variant"] for r in rows} == {"fnlearn-flat", "fnlearn-tree", "optax"}
+    assert all(r["peak_over_base_mb"] > 0 for r in rows)
+
+
+def test_train_step_runs(bench):
+    import train_step
+
+    rows = train_step.main(["--reps", "1", "--no-torch", "--models", "digits-mlp"])
+    assert {r["variant"] for r in rows} >= {"fnlearn", "flax+optax"}
+
