@@ -61,3 +61,11 @@ def test_train_step_runs(bench):
     rows = train_step.main(["--reps", "1", "--no-torch", "--models", "digits-mlp"])
     assert {r["variant"] for r in rows} >= {"fnlearn", "flax+optax"}
 
+
+
+def test_train_step_many_leaves_runs(bench):
+    import train_step_many_leaves
+
+    rows = train_step_many_leaves.main(["--size", "8192", "--leaves", "4", "--reps", "1"])
+    assert [r["variant"] for r in rows] == ["fnlearn (tree)", "fnlearn (flat=True)",
+                                            "optax (tree)"]
