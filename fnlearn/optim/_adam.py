@@ -34,8 +34,7 @@ from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
-    check_beta,
-    check_nonnegative,
+    check_adam_family,
     compute_dtype,
     is_zero,
     require_params,
@@ -179,11 +178,7 @@ def _adam(
     decoupled: bool,
 ) -> GradientTransformation:
     beta1, beta2 = betas
-    check_nonnegative(lr, "learning rate")
-    check_nonnegative(eps, "epsilon value")
-    check_beta(beta1, 0)
-    check_beta(beta2, 1)
-    check_nonnegative(weight_decay, "weight_decay value")
+    check_adam_family(lr, eps, (beta1, beta2), weight_decay)
 
     def init(params: Params) -> AdamState:
         def zeros():

@@ -11,8 +11,7 @@ from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
-    check_beta,
-    check_nonnegative,
+    check_adam_family,
     compute_dtype,
     is_zero,
     require_params,
@@ -100,11 +99,7 @@ def adamax(
         Kingma & Ba, `Adam: A Method for Stochastic Optimization
         <https://arxiv.org/abs/1412.6980>`_, section 7.1.
     """
-    check_nonnegative(lr, "learning rate")
-    check_nonnegative(eps, "epsilon value")
-    check_beta(betas[0], 0)
-    check_beta(betas[1], 1)
-    check_nonnegative(weight_decay, "weight_decay value")
+    check_adam_family(lr, eps, betas, weight_decay)
     l2 = not is_zero(weight_decay)
 
     def init(params: Params) -> AdamaxState:

@@ -69,6 +69,16 @@ def check_beta(value: Any, index: int, what: str = "beta parameter") -> None:
         raise ValueError(f"Invalid {what} at index {index}: {value}")
 
 
+def check_adam_family(lr: Any, eps: Any, betas: tuple[Any, Any], weight_decay: Any) -> None:
+    """The checks torch's Adam, AdamW, Adamax, NAdam and RAdam share, in torch's order and
+    wording: lr, eps and weight_decay non-negative, each beta in ``[0, 1)``."""
+    check_nonnegative(lr, "learning rate")
+    check_nonnegative(eps, "epsilon value")
+    check_beta(betas[0], 0)
+    check_beta(betas[1], 1)
+    check_nonnegative(weight_decay, "weight_decay value")
+
+
 def require_params(params: Params | None, name: str, why: str) -> Params:
     """Raise a clear ``ValueError`` when ``update`` needs params but got ``None``."""
     if params is None:

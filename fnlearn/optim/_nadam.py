@@ -11,7 +11,7 @@ from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
-    check_beta,
+    check_adam_family,
     check_nonnegative,
     compute_dtype,
     is_zero,
@@ -124,11 +124,7 @@ def nadam(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_.
     """
-    check_nonnegative(lr, "learning rate")
-    check_nonnegative(eps, "epsilon value")
-    check_beta(betas[0], 0)
-    check_beta(betas[1], 1)
-    check_nonnegative(weight_decay, "weight_decay value")
+    check_adam_family(lr, eps, betas, weight_decay)
     check_nonnegative(momentum_decay, "momentum_decay value")
     decay = not is_zero(weight_decay)
 
