@@ -134,7 +134,10 @@ def adadelta(
                 g = g + lam * theta.astype(dtype)
             v_t = r * v.astype(dtype) + one_minus_r * (g * g)
             u_prev = u.astype(dtype)
-            delta = jnp.sqrt(u_prev + epsilon) / jnp.sqrt(v_t + epsilon) * g
+            # one sqrt of the quotient (torch takes two and divides: equal up to round-off):
+            # XLA materializes each sqrt feeding two fusions, and on CPU every fresh buffer is
+            # page-faulted in again each step (benchmarks/README.md, log item 6)
+            delta = jnp.sqrt((u_prev + epsilon) / (v_t + epsilon)) * g
             u_t = r * u_prev + one_minus_r * (delta * delta)
             return (-gamma * delta).astype(grad.dtype), v_t.astype(v.dtype), u_t.astype(u.dtype)
 
