@@ -52,6 +52,8 @@ def machine() -> dict:
         "jax_backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "numpy": np.__version__,
+        # process-level knobs that change the figures (benchmarks/README.md, log item 9)
+        "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "GLIBC_TUNABLES")},
     }
     for mod in ("optax", "flax", "torch"):
         try:

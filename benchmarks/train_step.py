@@ -2,6 +2,8 @@
 
     python benchmarks/train_step.py [--reps 30] [--no-compile]
 
+On CPU, fnlearn and flax+optax are also run with ``compiler_options={"xla_cpu_use_xnnpack":
+True}`` (``make_train_step(..., compiler_options=...)``, ``jax.jit(..., compiler_options=...)``).
 Models (ReLU MLPs, cross-entropy, Adam lr 1e-3, float32): digits 64-256-256-10 at batch 128,
 and 784-1024-1024-10 at batch 256, random data of those shapes. One step = forward, backward,
 optimizer update; median ms over repeats after warm-up.
@@ -20,6 +22,7 @@ from _common import median_ms, write
 
 from fnlearn import losses, optim, train
 
+XNNPACK = {"xla_cpu_use_xnnpack": True}
 MODELS = {"digits-mlp": ([64, 256, 256, 10], 128), "mlp-1024": ([784, 1024, 1024, 10], 256)}
 
 
@@ -36,10 +39,11 @@ def mlp(params, x):
     return x @ w + b
 
 
-def bench_fnlearn(weights, x, y, reps):
+def bench_fnlearn(weights, x, y, reps, options=None):
     params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]
     opt = optim.adam(1e-3)
-    step = train.make_train_step(lambda p, b: losses.cross_entropy(mlp(p, b[0]), b[1]), opt)
+    step = train.make_train_step(lambda p, b: losses.cross_entropy(mlp(p, b[0]), b[1]), opt,
+                                 compiler_options=options)
     st = [train.TrainState.create(params, opt)]
 
     def run():
@@ -49,7 +53,7 @@ def bench_fnlearn(weights, x, y, reps):
     return median_ms(run, reps, warmup=3)
 
 
-def bench_flax(weights, x, y, reps):
+def bench_flax(weights, x, y, reps, options=None):
     import flax.linen as nn
     from flax.training import train_state
 
@@ -76,7 +80,7 @@ def bench_flax(weights, x, y, reps):
         l, g = jax.value_and_grad(loss)(state.params)
         return state.apply_gradients(grads=g), l
 
-    step = jax.jit(_step, donate_argnums=(0,))
+    step = jax.jit(_step, donate_argnums=(0,), compiler_options=options)
 
     def run():
         st[0], l = step(st[0], x, y)
@@ -131,6 +135,10 @@ def main(argv=None) -> list[dict]:
         y = jnp.asarray(rng.integers(0, sizes[-1], batch))
         res = {"fnlearn": bench_fnlearn(weights, x, y, a.reps),
                "flax+optax": bench_flax(weights, x, y, a.reps)}
+        if jax.default_backend() == "cpu":
+            # the same steps with XNNPACK matmuls (an XLA option of the step's jit only)
+            res["fnlearn, xnnpack"] = bench_fnlearn(weights, x, y, a.reps, XNNPACK)
+            res["flax+optax, xnnpack"] = bench_flax(weights, x, y, a.reps, XNNPACK)
         if not a.no_torch:
             try:
                 res["torch eager"] = bench_torch(weights, x, y, a.reps, compiled=False)

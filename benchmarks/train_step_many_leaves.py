@@ -27,6 +27,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--size", default="16M")
     ap.add_argument("--leaves", type=int, default=500)
     ap.add_argument("--reps", type=int, default=9)
+    ap.add_argument("--name", default="train_step_many_leaves")
     a = ap.parse_args(argv)
     n = int(float(a.size[:-1]) * 2**20) if a.size.endswith("M") else int(a.size)
     rng = np.random.default_rng(0)
@@ -39,6 +40,7 @@ def main(argv=None) -> list[dict]:
         return sum(jnp.sum((w @ b) ** 2) for w in jax.tree.leaves(p))
 
     variants = {"fnlearn (tree)": (optim.adam(1e-3), False),
+                "fnlearn (tree, fused=True)": (optim.adam(1e-3, fused=True), False),
                 "fnlearn (flat=True)": (optim.adam(1e-3), True),
                 "optax (tree)": (optax.adam(1e-3), False)}
     rows = []
@@ -57,7 +59,7 @@ def main(argv=None) -> list[dict]:
                          first_call_s=first, step_ms=median_ms(run, a.reps, warmup=1)))
         print(rows[-1], flush=True)
         del live
-    write("train_step_many_leaves", rows, ["variant", "params", "leaves", "first_call_s",
+    write(a.name, rows, ["variant", "params", "leaves", "first_call_s",
                                            "step_ms"])
     return rows
 

@@ -6,7 +6,9 @@
 One update = read params, grads and state, write params and state (jitted, params and state
 donated; torch: ``opt.step()`` on tensors whose ``.grad`` is set). "frac" is the C ceiling's
 time over the measured time (1.0 = the speed of one fused C loop over the same bytes).
-Variants: ``fnlearn-flat`` keeps params, grads and state in one buffer per dtype
+Variants: ``fnlearn-fused`` is ``fused=True`` (one C++ loop per buffer, in place, like
+torch's fused kernels) on the tree, ``fnlearn-fused-flat`` the same on
+a ``Flat``; ``fnlearn-flat`` keeps params, grads and state in one buffer per dtype
 (:class:`fnlearn.flat.Flat`, what ``make_train_step(..., flat=True)`` uses); ``fnlearn-tree`` and
 ``optax`` keep one array per leaf (500-leaf trees only for ``--tree-opts``: XLA compiles one
 kernel per leaf, which takes tens of seconds per optimizer).
@@ -27,23 +29,26 @@ from _common import Ceiling, leaf_sizes, median_ms, write
 from fnlearn import optim
 from fnlearn.flat import Flat
 
-# name: (fnlearn factory, optax factory or None, torch (class, kwargs) or None, reads, writes)
+# name: (fnlearn factory (takes keywords, e.g. fused=True), optax factory or None,
+#        torch (class, kwargs) or None, arrays read, arrays written)
 CATALOGUE = {
-    "sgd": (lambda: optim.sgd(1e-3, momentum=0.9), lambda: optax.sgd(1e-3, 0.9),
+    "sgd": (lambda **kw: optim.sgd(1e-3, momentum=0.9, **kw), lambda: optax.sgd(1e-3, 0.9),
             ("SGD", dict(lr=1e-3, momentum=0.9)), 3, 2),
-    "rmsprop": (lambda: optim.rmsprop(1e-2), lambda: optax.rmsprop(1e-2, 0.99, eps_in_sqrt=False),
+    "rmsprop": (lambda **kw: optim.rmsprop(1e-2, **kw),
+                lambda: optax.rmsprop(1e-2, 0.99, eps_in_sqrt=False),
                 ("RMSprop", dict(lr=1e-2)), 3, 2),
-    "adagrad": (lambda: optim.adagrad(1e-2), None, ("Adagrad", dict(lr=1e-2)), 3, 2),
-    "adam": (lambda: optim.adam(1e-3), lambda: optax.adam(1e-3), ("Adam", dict(lr=1e-3)), 4, 3),
-    "adamw": (lambda: optim.adamw(1e-3), lambda: optax.adamw(1e-3, weight_decay=1e-2),
+    "adagrad": (lambda **kw: optim.adagrad(1e-2, **kw), None, ("Adagrad", dict(lr=1e-2)), 3, 2),
+    "adam": (lambda **kw: optim.adam(1e-3, **kw), lambda: optax.adam(1e-3),
+             ("Adam", dict(lr=1e-3)), 4, 3),
+    "adamw": (lambda **kw: optim.adamw(1e-3, **kw), lambda: optax.adamw(1e-3, weight_decay=1e-2),
               ("AdamW", dict(lr=1e-3)), 4, 3),
-    "adamax": (lambda: optim.adamax(), lambda: optax.adamax(2e-3), ("Adamax", {}), 4, 3),
-    "nadam": (lambda: optim.nadam(), None, ("NAdam", {}), 4, 3),
-    "radam": (lambda: optim.radam(), None, ("RAdam", {}), 4, 3),
-    "adadelta": (lambda: optim.adadelta(), lambda: optax.adadelta(1.0, 0.9, 1e-6),
+    "adamax": (lambda **kw: optim.adamax(**kw), lambda: optax.adamax(2e-3), ("Adamax", {}), 4, 3),
+    "nadam": (lambda **kw: optim.nadam(**kw), None, ("NAdam", {}), 4, 3),
+    "radam": (lambda **kw: optim.radam(**kw), None, ("RAdam", {}), 4, 3),
+    "adadelta": (lambda **kw: optim.adadelta(**kw), lambda: optax.adadelta(1.0, 0.9, 1e-6),
                  ("Adadelta", {}), 4, 3),
-    "asgd": (lambda: optim.asgd(), None, ("ASGD", {}), 3, 2),
-    "rprop": (lambda: optim.rprop(), None, ("Rprop", {}), 4, 3),
+    "asgd": (lambda **kw: optim.asgd(**kw), None, ("ASGD", {}), 3, 2),
+    "rprop": (lambda **kw: optim.rprop(**kw), None, ("Rprop", {}), 4, 3),
 }
 FUSED = {"SGD", "Adam", "AdamW", "Adagrad"}
 
@@ -57,6 +62,8 @@ def jax_variant(tx, params, grads, reps):
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(p, s, g):
+        if isinstance(tx, optim.FusedGradientTransformation):
+            return tx.apply(g, s, p)
         u, s = tx.update(g, s, p)
         return optim.apply_updates(p, u), s
 
@@ -92,6 +99,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--tree-opts", default="adam,sgd")
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-fused", action="store_true", help="skip fnlearn's fused=True")
     ap.add_argument("--name", default="update_throughput")
     a = ap.parse_args(argv)
     try:
@@ -119,6 +127,12 @@ def main(argv=None) -> list[dict]:
                                  "frac": (c_ms / ms) if c_ms else None})
 
                 add("fnlearn-flat", *reversed(jax_variant(fl(), flat, gflat, a.reps)))
+                if not a.no_fused:
+                    fused = partial(fl, fused=True)
+                    add("fnlearn-fused", *reversed(jax_variant(fused(), tree, gtree, a.reps)))
+                    if leaves > 1:
+                        add("fnlearn-fused-flat",
+                            *reversed(jax_variant(fused(), flat, gflat, a.reps)))
                 tree_ok = leaves == 1 or name in a.tree_opts.split(",")
                 if tree_ok:
                     add("fnlearn-tree", *reversed(jax_variant(fl(), tree, gtree, a.reps)))

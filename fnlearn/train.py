@@ -34,7 +34,7 @@ import optax
 from ._typing import Array, Params
 from .data import iterate_batches
 from .flat import Flat
-from .optim import apply_updates
+from .optim import FusedGradientTransformation, apply_updates
 
 #: ``loss_fn(params, batch) -> loss`` or, with ``has_aux``, ``-> (loss, aux)``.
 LossFn = Callable[[Params, Any], Any]
@@ -116,6 +116,7 @@ def make_train_step(
     donate: bool = True,
     accumulate_steps: int = 1,
     skip_nonfinite: bool = False,
+    compiler_options: Mapping[str, Any] | None = None,
 ) -> TrainStep:
     """A jit-compiled ``step(state, batch) -> (state, metrics)``: one iteration of torch's loop.
 
@@ -123,7 +124,7 @@ def make_train_step(
 
         loss, g   = value_and_grad(loss_fn)(theta, batch)       # loss.backward()
         u, s      = optimizer.update(g, s, theta)               # optimizer.step()
-        theta     = theta + u
+        theta     = theta + u        # (fused=True optimizers: one in-place optimizer.apply)
         step      = step + 1
 
     With ``accumulate_steps = K`` the batch (leading dimension ``B``, divisible by ``K``) is
@@ -153,6 +154,10 @@ def make_train_step(
       accumulate_steps: ``K``, the number of micro-batches per update (1: no accumulation).
       skip_nonfinite: skip non-finite steps; the state needs its counter, so create it with
         ``TrainState.create(..., skip_nonfinite=True)``.
+      compiler_options: XLA options for compiling this step only (``jax.jit``'s
+        ``compiler_options``; no process-wide ``XLA_FLAGS``). On CPU,
+        ``{"xla_cpu_use_xnnpack": True}`` runs the matmuls with XNNPACK (digits MLP step
+        0.90 -> 0.78 ms, benchmarks/README.md). XLA rejects an unknown name at the first call.
 
     Returns:
       ``step(state, batch) -> (state, metrics)`` where ``metrics`` is a dict of device arrays
@@ -160,6 +165,7 @@ def make_train_step(
       ``has_aux``) and ``"skipped"`` (bool, with ``skip_nonfinite``).
 
     Raises:
+      TypeError: ``compiler_options`` is not a mapping with string keys.
       ValueError: ``accumulate_steps`` is not a positive integer; at trace time, a batch whose
         leading dimension ``accumulate_steps`` does not divide, or ``skip_nonfinite`` with a
         state that has no counter.
@@ -182,6 +188,7 @@ def make_train_step(
         raise ValueError(
             f"accumulate_steps must be a positive integer, got {accumulate_steps!r}"
         )
+    options = _check_compiler_options(compiler_options)
     loss_and_grads = _make_loss_and_grads(loss_fn, has_aux, int(accumulate_steps))
 
     def step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
@@ -191,8 +198,11 @@ def make_train_step(
                 "TrainState.create(params, optimizer, skip_nonfinite=True)"
             )
         loss, aux, grads = loss_and_grads(state.params, batch)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = apply_updates(state.params, updates)
+        if isinstance(optimizer, FusedGradientTransformation):  # fused=True: in place, one loop
+            params, opt_state = optimizer.apply(grads, state.opt_state, state.params)
+        else:
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            params = apply_updates(state.params, updates)
         metrics = {"loss": loss, "aux": aux} if has_aux else {"loss": loss}
         skipped = state.skipped
         if skip_nonfinite:
@@ -205,15 +215,33 @@ def make_train_step(
             metrics["skipped"] = jnp.logical_not(finite)
         return TrainState(params, opt_state, state.step + 1, skipped), metrics
 
-    return jax.jit(step, donate_argnums=(0,) if donate else ())
+    return jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
 
 
-def make_eval_step(loss_fn: LossFn, *, has_aux: bool = False) -> EvalStep:
+def _check_compiler_options(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``compiler_options`` as a dict, or a TypeError naming the argument."""
+    if options is None:
+        return None
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise TypeError(
+            "compiler_options must be a mapping from XLA option names (str) to values, "
+            f"got {options!r}"
+        )
+    return dict(options)
+
+
+def make_eval_step(
+    loss_fn: LossFn,
+    *,
+    has_aux: bool = False,
+    compiler_options: Mapping[str, Any] | None = None,
+) -> EvalStep:
     """A jit-compiled ``eval_step(params, batch) -> metrics``: the loss without a gradient.
 
     The counterpart of a ``with torch.no_grad():`` evaluation pass. ``metrics`` is
     ``{"loss": loss}`` (plus ``"aux": aux`` with ``has_aux``) as device arrays; see
-    :func:`evaluate` for the mean over a whole data set.
+    :func:`evaluate` for the mean over a whole data set. ``compiler_options`` are XLA options
+    for this function only, as in :func:`make_train_step`.
 
     Example::
 
@@ -227,7 +255,8 @@ def make_eval_step(loss_fn: LossFn, *, has_aux: bool = False) -> EvalStep:
         out = _on_tree(loss_fn)(params, batch)
         return {"loss": out[0], "aux": out[1]} if has_aux else {"loss": out}
 
-    return jax.jit(eval_step)
+    options = _check_compiler_options(compiler_options)
+    return jax.jit(eval_step, compiler_options=options)
 
 
 def evaluate(eval_step: EvalStep, params: Params, data: Any, batch_size: int) -> dict[str, Any]:

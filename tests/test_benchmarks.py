@@ -44,6 +44,7 @@ def test_update_throughput_runs(bench):
     rows = _rows(bench, "update_throughput")
     variants = {(r["optimizer"], r["leaves"], r["variant"]) for r in rows}
     assert ("adam", 5, "fnlearn-flat") in variants and ("sgd", 5, "optax") in variants
+    assert ("adam", 1, "fnlearn-fused") in variants and ("sgd", 5, "fnlearn-fused-flat") in variants
     assert all(r["ms"] > 0 for r in rows)
 
 
@@ -51,7 +52,8 @@ def test_peak_memory_runs(bench):
     import peak_memory
 
     rows = peak_memory.main(["--size", "65536", "--leaves", "5", "--steps", "1"])
-    assert {r["variant"] for r in rows} == {"fnlearn-flat", "fnlearn-tree", "optax"}
+    assert {r["variant"] for r in rows} == {"fnlearn-flat", "fnlearn-tree", "fnlearn-fused",
+                                            "optax"}
     assert all(r["peak_over_base_mb"] > 0 for r in rows)
 
 
@@ -60,12 +62,13 @@ def test_train_step_runs(bench):
 
     rows = train_step.main(["--reps", "1", "--no-torch", "--models", "digits-mlp"])
     assert {r["variant"] for r in rows} >= {"fnlearn", "flax+optax"}
-
+    if jax.default_backend() == "cpu":
+        assert {"fnlearn, xnnpack", "flax+optax, xnnpack"} <= {r["variant"] for r in rows}
 
 
 def test_train_step_many_leaves_runs(bench):
     import train_step_many_leaves
 
     rows = train_step_many_leaves.main(["--size", "8192", "--leaves", "4", "--reps", "1"])
-    assert [r["variant"] for r in rows] == ["fnlearn (tree)", "fnlearn (flat=True)",
-                                            "optax (tree)"]
+    assert [r["variant"] for r in rows] == ["fnlearn (tree)", "fnlearn (tree, fused=True)",
+                                            "fnlearn (flat=True)", "optax (tree)"]

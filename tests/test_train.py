@@ -304,6 +304,34 @@ def test_any_parameter_pytree_trains(make_model):
     assert losses[-1] < 0.5 * losses[0] and int(state.skipped) == 0
 
 
+def test_compiler_options_reach_xla_and_keep_the_numbers():
+    opt = fl.optim.adam(lr=0.05)
+    batch = jax.tree.map(lambda a: a.astype(jnp.float32), _data())
+    params = jax.tree.map(lambda a: a.astype(jnp.float32), _params())
+    results = []
+    for options in (None, {"xla_cpu_use_xnnpack": True}):
+        step = make_train_step(_mse, opt, compiler_options=options)
+        state = TrainState.create(params, opt)
+        for _ in range(3):
+            state, metrics = step(state, batch)
+        evaluated = make_eval_step(_mse, compiler_options=options)(state.params, batch)
+        results.append((state.params, metrics["loss"], evaluated["loss"]))
+    for got, want in zip(jax.tree.leaves(results[1]), jax.tree.leaves(results[0]), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    # the options are passed to XLA, which names an unknown one at the first call
+    for make in (lambda o: make_train_step(_mse, opt, compiler_options=o),
+                 lambda o: make_eval_step(_mse, compiler_options=o)):
+        fn = make({"xla_no_such_option": True})
+        args = (TrainState.create(params, opt), batch) if fn.__name__ == "step" else (params,
+                                                                                      batch)
+        with pytest.raises(Exception, match="xla_no_such_option"):
+            fn(*args)
+        with pytest.raises(TypeError, match="compiler_options"):
+            make({1: True})
+        with pytest.raises(TypeError, match="compiler_options"):
+            make(["xla_cpu_use_xnnpack"])
+
+
 def test_eval_step_and_evaluate():
     params = _params()
     x, y = _data(n=10)

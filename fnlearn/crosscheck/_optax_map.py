@@ -349,7 +349,8 @@ def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEqu
     Returns an :class:`OptaxEquivalent`: when ``exact`` it matches fnlearn (and torch) to
     float64 rounding; otherwise it is the closest optax built-in and ``reason`` says what
     differs (e.g. ``amsgrad=True``, Adagrad's eps, SGD's dampening, NAdam, Rprop). Gradient
-    clipping is covered too: ``to_optax("clip_grad_norm", max_norm=1.0)``.
+    clipping is covered too: ``to_optax("clip_grad_norm", max_norm=1.0)``. ``fused`` is
+    accepted and ignored (the fused kernels compute the same update).
 
     Example::
 
@@ -364,6 +365,10 @@ def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEqu
         raise ValueError(f"to_optax: unknown optimizer {optimizer!r}; known: "
                          f"{', '.join(sorted(_BUILDERS))}")
     defaults = TORCH_DEFAULTS[name]
+    if "fused" in options and name in TORCH_NAMES and TORCH_NAMES[name]:
+        # fused=True changes where the update runs, not what it computes
+        if not isinstance(options.pop("fused"), bool):
+            raise TypeError(f"to_optax({name!r}): fused must be True or False")
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise TypeError(f"to_optax({name!r}): unexpected option(s) {', '.join(unknown)}; "

@@ -19,6 +19,7 @@ from ._clip import (
     clip_grads_with_norm,
     get_total_norm,
 )
+from ._fused import FusedGradientTransformation
 from ._groups import FROZEN, freeze, param_groups
 from ._nadam import NAdamState, nadam
 from ._plateau import PlateauState, ReduceLROnPlateau, reduce_lr_on_plateau, set_hyperparam
@@ -28,6 +29,7 @@ from ._rprop import RpropState, rprop
 from ._sgd import SGDState, sgd
 
 __all__ = [
+    "FusedGradientTransformation",
     "GradientTransformation",
     "GradientTransformationExtraArgs",
     "apply_updates",

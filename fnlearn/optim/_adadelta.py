@@ -17,6 +17,7 @@ from ._base import (
     is_zero,
     require_params,
 )
+from ._fused import MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
 from ._schedule import resolve, resolve_one_minus
 
 
@@ -41,6 +42,7 @@ def adadelta(
     weight_decay: ScalarOrSchedule = 0,
     *,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adadelta`.
 
@@ -73,6 +75,8 @@ def adadelta(
         eps: added inside the square roots.
         weight_decay: L2 penalty :math:`\lambda` added to the gradient (needs ``params``).
         maximize: ascend instead of descend.
+        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
+            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose ``update(grads, state, params)`` returns the
@@ -113,9 +117,8 @@ def adadelta(
         zeros = lambda: jax.tree.map(jnp.zeros_like, params)  # noqa: E731
         return AdadeltaState(jnp.zeros((), jnp.int32), zeros(), zeros())
 
-    def update(
-        grads: Params, state: AdadeltaState, params: Params | None = None
-    ) -> tuple[Params, AdadeltaState]:
+    def prepare(grads: Params, state: AdadeltaState, params: Params | None):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if l2:
             params = require_params(params, "adadelta", "weight_decay != 0")
         # Per-step scalars, in the compute dtype (never below float32).
@@ -141,9 +144,23 @@ def adadelta(
             u_t = r * u_prev + one_minus_r * (delta * delta)
             return (-gamma * delta).astype(grad.dtype), v_t.astype(v.dtype), u_t.astype(u.dtype)
 
+        return params, leaf, [gamma, r, one_minus_r, epsilon, lam]
+
+    def update(
+        grads: Params, state: AdadeltaState, params: Params | None = None
+    ) -> tuple[Params, AdadeltaState]:
+        params, leaf, _ = prepare(grads, state, params)
         updates, square_avg, acc_delta = tree_map_tuple(
             leaf, grads, params, state.square_avg, state.acc_delta, n_out=3
         )
-        return updates, AdadeltaState(count + 1, square_avg, acc_delta)
+        return updates, AdadeltaState(state.step + 1, square_avg, acc_delta)
 
-    return GradientTransformation(init, update)
+    def apply(grads: Params, state: AdadeltaState, params: Params):
+        params, leaf, scalars = prepare(grads, state, params)
+        params, (square_avg, acc_delta) = fused_apply(
+            "adadelta", MAXIMIZE * maximize | WEIGHT_DECAY * l2, scalars, leaf, grads, params,
+            (state.square_avg, state.acc_delta),
+        )
+        return params, AdadeltaState(state.step + 1, square_avg, acc_delta)
+
+    return maybe_fused(fused, "adadelta", init, update, apply)

@@ -32,6 +32,7 @@ from ._base import (
     is_zero,
     require_params,
 )
+from ._fused import MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
 from ._schedule import resolve
 
 
@@ -54,6 +55,7 @@ def adagrad(
     eps: float | Array = 1e-10,
     *,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adagrad`.
 
@@ -73,6 +75,8 @@ def adagrad(
         initial_accumulator_value: starting value :math:`\tau` of the sum of squares.
         eps: added to :math:`\sqrt{s_t}` (outside the square root), for stability.
         maximize: maximize the objective instead of minimizing it.
+        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
+            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose state is :class:`AdagradState`.
@@ -117,7 +121,8 @@ def adagrad(
 
         return AdagradState(step=jnp.zeros([], jnp.int32), sum=jax.tree.map(fill, params))
 
-    def update(grads: Params, state: AdagradState, params: Params | None = None):
+    def prepare(grads: Params, state: AdagradState, params: Params | None):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, "adagrad", "weight_decay is nonzero")
         dtype = compute_dtype(grads)
@@ -135,7 +140,18 @@ def adagrad(
             u = -clr * (g / (jnp.sqrt(s_t) + epsilon))
             return u.astype(grad.dtype), s_t.astype(s.dtype)
 
+        return params, rule, [clr, lam, epsilon]
+
+    def update(grads: Params, state: AdagradState, params: Params | None = None):
+        params, rule, _ = prepare(grads, state, params)
         updates, s = tree_map_tuple(rule, grads, params, state.sum, n_out=2)
         return updates, AdagradState(step=state.step + 1, sum=s)
 
-    return GradientTransformation(init, update)
+    flags = MAXIMIZE * maximize | WEIGHT_DECAY * (not is_zero(weight_decay))
+
+    def apply(grads: Params, state: AdagradState, params: Params):
+        params, rule, scalars = prepare(grads, state, params)
+        params, (s,) = fused_apply("adagrad", flags, scalars, rule, grads, params, (state.sum,))
+        return params, AdagradState(step=state.step + 1, sum=s)
+
+    return maybe_fused(fused, "adagrad", init, update, apply)

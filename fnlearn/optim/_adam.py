@@ -39,6 +39,7 @@ from ._base import (
     is_zero,
     require_params,
 )
+from ._fused import AMSGRAD, DECOUPLED, MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
 
@@ -66,6 +67,7 @@ def adam(
     *,
     maximize: bool = False,
     decoupled_weight_decay: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adam`.
 
@@ -89,6 +91,8 @@ def adam(
         maximize: maximize the objective instead of minimizing it (the decoupled decay still
             shrinks the params towards 0, as in torch).
         decoupled_weight_decay: AdamW's decoupled decay instead of the L2 penalty.
+        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
+            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose state is :class:`AdamState`.
@@ -123,7 +127,8 @@ def adam(
         <https://arxiv.org/abs/1412.6980>`_; Reddi, Kale and Kumar, 2018. `On the Convergence
         of Adam and Beyond <https://openreview.net/forum?id=ryQu7f-RZ>`_ (AMSGrad).
     """
-    return _adam("adam", lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
+    return _adam("adam", lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay,
+                 fused)
 
 
 def adamw(
@@ -134,6 +139,7 @@ def adamw(
     amsgrad: bool = False,
     *,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.AdamW`.
 
@@ -164,7 +170,7 @@ def adamw(
         Loshchilov and Hutter, 2019. `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_.
     """
-    return _adam("adamw", lr, betas, eps, weight_decay, amsgrad, maximize, True)
+    return _adam("adamw", lr, betas, eps, weight_decay, amsgrad, maximize, True, fused)
 
 
 def _adam(
@@ -176,6 +182,7 @@ def _adam(
     amsgrad: bool,
     maximize: bool,
     decoupled: bool,
+    fused: bool,
 ) -> GradientTransformation:
     beta1, beta2 = betas
     check_adam_family(lr, eps, (beta1, beta2), weight_decay)
@@ -191,7 +198,8 @@ def _adam(
             max_exp_avg_sq=zeros() if amsgrad else None,
         )
 
-    def update(grads: Params, state: AdamState, params: Params | None = None):
+    def prepare(grads: Params, state: AdamState, params: Params | None):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, name, "weight_decay is nonzero")
         dtype = compute_dtype(grads)
@@ -228,6 +236,12 @@ def _adam(
                 u = decay + u
             return u.astype(grad.dtype), m_t.astype(m.dtype), v_t.astype(v.dtype), v_max
 
+        scalars = [one_minus_b1, b2, one_minus_b2, step_size, bias_correction2_sqrt, epsilon,
+                   lam, 1 - gamma * lam]
+        return params, rule, scalars
+
+    def update(grads: Params, state: AdamState, params: Params | None = None):
+        params, rule, _ = prepare(grads, state, params)
         updates, m, v, v_max = tree_map_tuple(
             rule, grads, params, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, n_out=4
         )
@@ -235,4 +249,18 @@ def _adam(
             step=state.step + 1, exp_avg=m, exp_avg_sq=v, max_exp_avg_sq=v_max
         )
 
-    return GradientTransformation(init, update)
+    decay = not is_zero(weight_decay)
+    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (decay and not decoupled)
+             | DECOUPLED * (decay and decoupled) | AMSGRAD * amsgrad)
+
+    def apply(grads: Params, state: AdamState, params: Params):
+        params, rule, scalars = prepare(grads, state, params)
+        params, (m, v, v_max) = fused_apply(
+            "adam", flags, scalars, rule, grads, params,
+            (state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq),
+        )
+        return params, AdamState(
+            step=state.step + 1, exp_avg=m, exp_avg_sq=v, max_exp_avg_sq=v_max
+        )
+
+    return maybe_fused(fused, name, init, update, apply)

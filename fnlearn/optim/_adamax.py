@@ -16,6 +16,7 @@ from ._base import (
     is_zero,
     require_params,
 )
+from ._fused import MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
 
@@ -40,6 +41,7 @@ def adamax(
     weight_decay: ScalarOrSchedule = 0,
     *,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adamax`.
 
@@ -70,6 +72,8 @@ def adamax(
         eps: added to :math:`|g_t|` inside the maximum.
         weight_decay: L2 penalty :math:`\lambda` added to the gradient (needs ``params``).
         maximize: ascend instead of descend.
+        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
+            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose ``update(grads, state, params)`` returns the
@@ -106,9 +110,8 @@ def adamax(
         zeros = lambda: jax.tree.map(jnp.zeros_like, params)  # noqa: E731
         return AdamaxState(jnp.zeros((), jnp.int32), zeros(), zeros())
 
-    def update(
-        grads: Params, state: AdamaxState, params: Params | None = None
-    ) -> tuple[Params, AdamaxState]:
+    def prepare(grads: Params, state: AdamaxState, params: Params | None):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if l2:
             params = require_params(params, "adamax", "weight_decay != 0")
         # Per-step scalars, in the compute dtype (never below float32).
@@ -131,9 +134,23 @@ def adamax(
             u_t = jnp.maximum(b2 * u.astype(dtype), jnp.abs(g) + epsilon)
             return (-clr * (m_t / u_t)).astype(grad.dtype), m_t.astype(m.dtype), u_t.astype(u.dtype)
 
+        return params, leaf, [b1, one_minus_b1, b2, epsilon, lam, clr]
+
+    def update(
+        grads: Params, state: AdamaxState, params: Params | None = None
+    ) -> tuple[Params, AdamaxState]:
+        params, leaf, _ = prepare(grads, state, params)
         updates, exp_avg, exp_inf = tree_map_tuple(
             leaf, grads, params, state.exp_avg, state.exp_inf, n_out=3
         )
-        return updates, AdamaxState(count + 1, exp_avg, exp_inf)
+        return updates, AdamaxState(state.step + 1, exp_avg, exp_inf)
 
-    return GradientTransformation(init, update)
+    def apply(grads: Params, state: AdamaxState, params: Params):
+        params, leaf, scalars = prepare(grads, state, params)
+        params, (exp_avg, exp_inf) = fused_apply(
+            "adamax", MAXIMIZE * maximize | WEIGHT_DECAY * l2, scalars, leaf, grads, params,
+            (state.exp_avg, state.exp_inf),
+        )
+        return params, AdamaxState(state.step + 1, exp_avg, exp_inf)
+
+    return maybe_fused(fused, "adamax", init, update, apply)

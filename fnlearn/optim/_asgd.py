@@ -16,6 +16,7 @@ from ._base import (
     is_zero,
     require_params,
 )
+from ._fused import MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
 from ._schedule import resolve
 
 
@@ -45,6 +46,7 @@ def asgd(
     weight_decay: ScalarOrSchedule = 0,
     *,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.ASGD`.
 
@@ -83,6 +85,8 @@ def asgd(
         t0: point :math:`t_0` at which averaging starts.
         weight_decay: L2 penalty :math:`\omega` added to the gradient.
         maximize: ascend instead of descend.
+        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
+            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose ``update(grads, state, params)`` (``params``
@@ -123,9 +127,8 @@ def asgd(
         ax = jax.tree.map(jnp.zeros_like, params)
         return ASGDState(zero, eta, jnp.ones((), dtype), ax)
 
-    def update(
-        grads: Params, state: ASGDState, params: Params | None = None
-    ) -> tuple[Params, ASGDState]:
+    def prepare(grads: Params, state: ASGDState, params: Params | None):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         params = require_params(params, "asgd", "the decay term and the average ax use them")
         # Per-step scalars, in the compute dtype (never below float32).
         dtype = compute_dtype(grads)
@@ -149,10 +152,24 @@ def asgd(
             a_t = jnp.where(mu != 1, a_prev + (theta_t - a_prev) * mu, theta_t)
             return u.astype(grad.dtype), a_t.astype(a.dtype)
 
-        updates, ax = tree_map_tuple(leaf, grads, params, state.ax, n_out=2)
-        eta = lr_t / (1 + lam * lr_t * t) ** resolve(alpha, count, dtype)
-        mu = 1 / jnp.maximum(1, t - resolve(t0, count, dtype))
+        # eta and mu of the next step (torch updates them after the parameters)
+        eta_next = lr_t / (1 + lam * lr_t * t) ** resolve(alpha, count, dtype)
+        mu_next = 1 / jnp.maximum(1, t - resolve(t0, count, dtype))
         stored = state.eta.dtype
-        return updates, ASGDState(count + 1, eta.astype(stored), mu.astype(stored), ax)
+        return (params, leaf, [-(lam * eta), eta, omega, mu],
+                (eta_next.astype(stored), mu_next.astype(stored)))
 
-    return GradientTransformation(init, update)
+    def update(
+        grads: Params, state: ASGDState, params: Params | None = None
+    ) -> tuple[Params, ASGDState]:
+        params, leaf, _, (eta, mu) = prepare(grads, state, params)
+        updates, ax = tree_map_tuple(leaf, grads, params, state.ax, n_out=2)
+        return updates, ASGDState(state.step + 1, eta, mu, ax)
+
+    def apply(grads: Params, state: ASGDState, params: Params):
+        params, leaf, scalars, (eta, mu) = prepare(grads, state, params)
+        params, (ax,) = fused_apply("asgd", MAXIMIZE * maximize | WEIGHT_DECAY * l2, scalars,
+                                    leaf, grads, params, (state.ax,))
+        return params, ASGDState(state.step + 1, eta, mu, ax)
+
+    return maybe_fused(fused, "asgd", init, update, apply)

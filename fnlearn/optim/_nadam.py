@@ -17,6 +17,7 @@ from ._base import (
     is_zero,
     require_params,
 )
+from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
 
@@ -46,6 +47,7 @@ def nadam(
     decoupled_weight_decay: bool = False,
     *,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.NAdam`.
 
@@ -91,6 +93,8 @@ def nadam(
             :math:`\beta_1`.
         decoupled_weight_decay: decay the weights directly instead of the gradient.
         maximize: ascend instead of descend.
+        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
+            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose ``update(grads, state, params)`` returns the
@@ -133,9 +137,8 @@ def nadam(
         one = jnp.ones((), compute_dtype(params))
         return NAdamState(jnp.zeros((), jnp.int32), one, zeros(), zeros())
 
-    def update(
-        grads: Params, state: NAdamState, params: Params | None = None
-    ) -> tuple[Params, NAdamState]:
+    def prepare(grads: Params, state: NAdamState, params: Params | None):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if decay:
             params = require_params(params, "nadam", "weight_decay != 0")
         # Per-step scalars, in the compute dtype (never below float32).
@@ -173,10 +176,27 @@ def nadam(
             u = u + c_g * (g / denom) + c_m * (m_t / denom)
             return u.astype(grad.dtype), m_t.astype(m.dtype), v_t.astype(v.dtype)
 
+        scalars = [-gamma * lam, lam, b1, one_minus_b1, b2, one_minus_b2, bias_correction2,
+                   epsilon, c_g, c_m]
+        return params, leaf, scalars, mu_product.astype(state.mu_product.dtype)
+
+    def update(
+        grads: Params, state: NAdamState, params: Params | None = None
+    ) -> tuple[Params, NAdamState]:
+        params, leaf, _, mu_product = prepare(grads, state, params)
         updates, exp_avg, exp_avg_sq = tree_map_tuple(
             leaf, grads, params, state.exp_avg, state.exp_avg_sq, n_out=3
         )
-        mu_product = mu_product.astype(state.mu_product.dtype)
-        return updates, NAdamState(count + 1, mu_product, exp_avg, exp_avg_sq)
+        return updates, NAdamState(state.step + 1, mu_product, exp_avg, exp_avg_sq)
 
-    return GradientTransformation(init, update)
+    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (decay and not decoupled_weight_decay)
+             | DECOUPLED * (decay and decoupled_weight_decay))
+
+    def apply(grads: Params, state: NAdamState, params: Params):
+        params, leaf, scalars, mu_product = prepare(grads, state, params)
+        params, (exp_avg, exp_avg_sq) = fused_apply(
+            "nadam", flags, scalars, leaf, grads, params, (state.exp_avg, state.exp_avg_sq)
+        )
+        return params, NAdamState(state.step + 1, mu_product, exp_avg, exp_avg_sq)
+
+    return maybe_fused(fused, "nadam", init, update, apply)

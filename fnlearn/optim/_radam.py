@@ -16,6 +16,7 @@ from ._base import (
     is_zero,
     require_params,
 )
+from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
 
@@ -41,6 +42,7 @@ def radam(
     decoupled_weight_decay: bool = False,
     *,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.RAdam`.
 
@@ -86,6 +88,8 @@ def radam(
             or with ``decoupled_weight_decay`` a decay :math:`\gamma\lambda\theta` (RAdamW).
         decoupled_weight_decay: decay the weights directly instead of the gradient.
         maximize: ascend instead of descend.
+        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
+            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose ``update(grads, state, params)`` returns the
@@ -121,9 +125,8 @@ def radam(
         zeros = lambda: jax.tree.map(jnp.zeros_like, params)  # noqa: E731
         return RAdamState(jnp.zeros((), jnp.int32), zeros(), zeros())
 
-    def update(
-        grads: Params, state: RAdamState, params: Params | None = None
-    ) -> tuple[Params, RAdamState]:
+    def prepare(grads: Params, state: RAdamState, params: Params | None):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if decay:
             params = require_params(params, "radam", "weight_decay != 0")
         # Per-step scalars, in the compute dtype (never below float32).
@@ -164,9 +167,27 @@ def radam(
             u = u - m_hat * gamma * l * r
             return u.astype(grad.dtype), m_t.astype(m.dtype), v_t.astype(v.dtype)
 
+        scalars = [-gamma * lam, lam, b1, one_minus_b1, b2, one_minus_b2, bias_correction1,
+                   epsilon, sqrt_bias_correction2, rectify.astype(dtype), gamma, r]
+        return params, leaf, scalars
+
+    def update(
+        grads: Params, state: RAdamState, params: Params | None = None
+    ) -> tuple[Params, RAdamState]:
+        params, leaf, _ = prepare(grads, state, params)
         updates, exp_avg, exp_avg_sq = tree_map_tuple(
             leaf, grads, params, state.exp_avg, state.exp_avg_sq, n_out=3
         )
-        return updates, RAdamState(count + 1, exp_avg, exp_avg_sq)
+        return updates, RAdamState(state.step + 1, exp_avg, exp_avg_sq)
 
-    return GradientTransformation(init, update)
+    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (decay and not decoupled_weight_decay)
+             | DECOUPLED * (decay and decoupled_weight_decay))
+
+    def apply(grads: Params, state: RAdamState, params: Params):
+        params, leaf, scalars = prepare(grads, state, params)
+        params, (exp_avg, exp_avg_sq) = fused_apply(
+            "radam", flags, scalars, leaf, grads, params, (state.exp_avg, state.exp_avg_sq)
+        )
+        return params, RAdamState(state.step + 1, exp_avg, exp_avg_sq)
+
+    return maybe_fused(fused, "radam", init, update, apply)

@@ -40,6 +40,7 @@ from ._base import (
     is_zero,
     require_params,
 )
+from ._fused import CENTERED, MAXIMIZE, MOMENTUM, WEIGHT_DECAY, fused_apply, maybe_fused
 from ._schedule import resolve, resolve_one_minus
 
 
@@ -66,6 +67,7 @@ def rmsprop(
     momentum: ScalarOrSchedule = 0.0,
     centered: bool = False,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.RMSprop`.
 
@@ -86,6 +88,8 @@ def rmsprop(
         centered: normalize by an estimate of the gradient's variance instead of its second
             moment.
         maximize: maximize the objective instead of minimizing it.
+        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
+            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose state is :class:`RMSpropState`.
@@ -139,7 +143,8 @@ def rmsprop(
             grad_avg=zeros() if centered else None,
         )
 
-    def update(grads: Params, state: RMSpropState, params: Params | None = None):
+    def prepare(grads: Params, state: RMSpropState, params: Params | None):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, "rmsprop", "weight_decay is nonzero")
         dtype = compute_dtype(grads)
@@ -170,6 +175,10 @@ def rmsprop(
                 u = -gamma * (g / avg)
             return u.astype(grad.dtype), v_t.astype(v.dtype), b, g_ave
 
+        return params, rule, [gamma, a, one_minus_a, epsilon, lam, mu]
+
+    def update(grads: Params, state: RMSpropState, params: Params | None = None):
+        params, rule, _ = prepare(grads, state, params)
         updates, v, b, g_ave = tree_map_tuple(
             rule, grads, params, state.square_avg, state.momentum_buffer, state.grad_avg, n_out=4
         )
@@ -177,4 +186,17 @@ def rmsprop(
             step=state.step + 1, square_avg=v, momentum_buffer=b, grad_avg=g_ave
         )
 
-    return GradientTransformation(init, update)
+    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (not is_zero(weight_decay))
+             | CENTERED * centered | MOMENTUM * use_momentum)
+
+    def apply(grads: Params, state: RMSpropState, params: Params):
+        params, rule, scalars = prepare(grads, state, params)
+        params, (v, b, g_ave) = fused_apply(
+            "rmsprop", flags, scalars, rule, grads, params,
+            (state.square_avg, state.momentum_buffer, state.grad_avg),
+        )
+        return params, RMSpropState(
+            step=state.step + 1, square_avg=v, momentum_buffer=b, grad_avg=g_ave
+        )
+
+    return maybe_fused(fused, "rmsprop", init, update, apply)

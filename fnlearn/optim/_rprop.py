@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import GradientTransformation, check_nonnegative, compute_dtype, is_static
+from ._fused import MAXIMIZE, fused_apply, maybe_fused
 from ._schedule import resolve
 
 
@@ -34,6 +35,7 @@ def rprop(
     step_sizes: tuple[ScalarOrSchedule, ScalarOrSchedule] = (1e-6, 50),
     *,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Rprop`.
 
@@ -66,6 +68,8 @@ def rprop(
         etas: :math:`(\eta_-, \eta_+)` with :math:`0 < \eta_- < 1 < \eta_+`.
         step_sizes: minimal and maximal step size.
         maximize: ascend instead of descend.
+        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
+            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose ``update(grads, state, params=None)`` returns
@@ -104,10 +108,8 @@ def rprop(
         prev = jax.tree.map(jnp.zeros_like, params)
         return RpropState(jnp.zeros((), jnp.int32), prev, step_size)
 
-    def update(
-        grads: Params, state: RpropState, params: Params | None = None
-    ) -> tuple[Params, RpropState]:
-        del params  # Rprop uses only the gradients' signs
+    def prepare(grads: Params, state: RpropState):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         # Per-step scalars, in the compute dtype (never below float32).
         dtype = compute_dtype(grads)
         count = state.step
@@ -115,7 +117,8 @@ def rprop(
         step_size_min, step_size_max = (resolve(x, count, dtype) for x in step_sizes)
 
         # The rule for one array, in the compute dtype; buffers keep their own dtype.
-        def leaf(grad, prev, step_size):
+        def leaf(grad, theta, prev, step_size):
+            del theta  # Rprop uses only the gradients' signs
             g = -grad.astype(dtype) if maximize else grad.astype(dtype)
             s = jnp.sign(g * prev.astype(dtype))
             factor = jnp.where(s > 0, etaplus, jnp.where(s < 0, etaminus, 1))
@@ -124,9 +127,22 @@ def rprop(
             u = -jnp.sign(g) * eta
             return u.astype(grad.dtype), g.astype(prev.dtype), eta.astype(step_size.dtype)
 
-        updates, prev, step_size = tree_map_tuple(
-            leaf, grads, state.prev, state.step_size, n_out=3
-        )
-        return updates, RpropState(count + 1, prev, step_size)
+        return leaf, [etaminus, etaplus, step_size_min, step_size_max]
 
-    return GradientTransformation(init, update)
+    def update(
+        grads: Params, state: RpropState, params: Params | None = None
+    ) -> tuple[Params, RpropState]:
+        del params  # Rprop uses only the gradients' signs
+        leaf, _ = prepare(grads, state)
+        updates, prev, step_size = tree_map_tuple(
+            leaf, grads, None, state.prev, state.step_size, n_out=3
+        )
+        return updates, RpropState(state.step + 1, prev, step_size)
+
+    def apply(grads: Params, state: RpropState, params: Params):
+        leaf, scalars = prepare(grads, state)
+        params, (prev, step_size) = fused_apply("rprop", MAXIMIZE * maximize, scalars, leaf,
+                                                grads, params, (state.prev, state.step_size))
+        return params, RpropState(state.step + 1, prev, step_size)
+
+    return maybe_fused(fused, "rprop", init, update, apply)

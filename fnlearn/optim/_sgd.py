@@ -34,6 +34,7 @@ from ._base import (
     is_zero,
     require_params,
 )
+from ._fused import MAXIMIZE, MOMENTUM, NESTEROV, WEIGHT_DECAY, fused_apply, maybe_fused
 from ._schedule import resolve, resolve_one_minus
 
 
@@ -57,6 +58,7 @@ def sgd(
     nesterov: bool = False,
     *,
     maximize: bool = False,
+    fused: bool = False,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.SGD`.
 
@@ -75,9 +77,15 @@ def sgd(
             schedule); nonzero needs ``params`` in ``update``.
         nesterov: use Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
         maximize: maximize the objective instead of minimizing it.
+        fused: also give the transformation an ``apply(grads, state, params) -> (params,
+            state)`` that runs update and :func:`apply_updates` as one in-place C++ loop per
+            float32/float64 buffer on CPU (torch's ``fused=True``; see
+            :class:`FusedGradientTransformation`). Built with the system's C++ compiler on
+            first use; same numbers up to float round-off.
 
     Returns:
-        A :class:`GradientTransformation` whose state is :class:`SGDState`.
+        A :class:`GradientTransformation` whose state is :class:`SGDState` (with ``fused``, a
+        :class:`FusedGradientTransformation`).
 
     Shape:
         params, grads, updates and ``momentum_buffer`` share the params' pytree structure;
@@ -119,7 +127,8 @@ def sgd(
         buffer = jax.tree.map(jnp.zeros_like, params) if use_momentum else None
         return SGDState(step=jnp.zeros([], jnp.int32), momentum_buffer=buffer)
 
-    def update(grads: Params, state: SGDState, params: Params | None = None):
+    def prepare(grads: Params, state: SGDState, params: Params | None):
+        """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, "sgd", "weight_decay is nonzero")
         dtype = compute_dtype(grads)
@@ -142,7 +151,20 @@ def sgd(
                 b = b_t.astype(b.dtype)
             return (-gamma * g).astype(grad.dtype), b
 
+        return params, rule, [gamma, lam, mu, one_minus_tau]
+
+    def update(grads: Params, state: SGDState, params: Params | None = None):
+        params, rule, _ = prepare(grads, state, params)
         updates, buffer = tree_map_tuple(rule, grads, params, state.momentum_buffer, n_out=2)
         return updates, SGDState(step=state.step + 1, momentum_buffer=buffer)
 
-    return GradientTransformation(init, update)
+    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (not is_zero(weight_decay))
+             | MOMENTUM * use_momentum | NESTEROV * nesterov)
+
+    def apply(grads: Params, state: SGDState, params: Params):
+        params, rule, scalars = prepare(grads, state, params)
+        params, (buffer,) = fused_apply("sgd", flags, scalars, rule, grads, params,
+                                        (state.momentum_buffer,))
+        return params, SGDState(step=state.step + 1, momentum_buffer=buffer)
+
+    return maybe_fused(fused, "sgd", init, update, apply)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Iterator
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -102,6 +103,7 @@ def fnlearn_kwargs(table: str, case: OptCase, dtype: str) -> dict:
     return kwargs
 
 
-def make(table: str, case: OptCase, dtype: str = "float64") -> optim.GradientTransformation:
-    """The fnlearn optimizer of a case."""
-    return getattr(optim, case.name)(**fnlearn_kwargs(table, case, dtype))
+def make(table: str, case: OptCase, dtype: str = "float64",
+         **extra: Any) -> optim.GradientTransformation:
+    """The fnlearn optimizer of a case (``extra``: more keyword arguments, e.g. ``fused``)."""
+    return getattr(optim, case.name)(**fnlearn_kwargs(table, case, dtype), **extra)

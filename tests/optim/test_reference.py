@@ -30,16 +30,22 @@ def reference(table: str) -> dict[str, np.ndarray]:
     return _CACHE[path]
 
 
-def run_fnlearn(table, case, dtype, p0: np.ndarray, grads: np.ndarray):
-    """Parameters after every step ``(steps, n)`` and the state after every step (stacked)."""
-    opt = make(table, case, dtype)
+def run_fnlearn(table, case, dtype, p0: np.ndarray, grads: np.ndarray, fused: bool = False):
+    """Parameters after every step ``(steps, n)`` and the state after every step (stacked).
+
+    ``fused``: build the optimizer with ``fused=True`` and step with its in-place ``apply``.
+    """
+    opt = make(table, case, dtype, fused=True) if fused else make(table, case, dtype)
     params = [jnp.asarray(p, dtype) for p in unpack(p0)]
     gs = [jnp.asarray(g, dtype) for g in unpack(grads)]
 
     def step(carry, g):
         params, state = carry
-        updates, state = opt.update(g, state, params)
-        params = optim.apply_updates(params, updates)
+        if fused:
+            params, state = opt.apply(g, state, params)
+        else:
+            updates, state = opt.update(g, state, params)
+            params = optim.apply_updates(params, updates)
         return (params, state), (params, state)
 
     _, (trajectory, states) = jax.lax.scan(step, (params, opt.init(params)), gs)
@@ -70,6 +76,11 @@ def _params():
 
 @pytest.mark.parametrize(("table", "case", "dtype"), list(_params()))
 def test_optimizer_matches_torch_reference(table, case, dtype):
+    check_against_reference(table, case, dtype)
+
+
+def check_against_reference(table, case, dtype, fused: bool = False):
+    """The case's trajectory and final state against torch's stored ones."""
     data = reference(table)
     prefix = f"{case.id}|{dtype}|"
     assert prefix + "params" in data, (
@@ -77,7 +88,7 @@ def test_optimizer_matches_torch_reference(table, case, dtype):
         f"run python -m tests.optim.generate_reference {table}"
     )
     p0, grads = data[key(case.id, "inputs", "p0")], data[key(case.id, "inputs", "grads")]
-    trajectory, states = run_fnlearn(table, case, dtype, p0, grads)
+    trajectory, states = run_fnlearn(table, case, dtype, p0, grads, fused)
     rtol = RTOL[dtype]
     desired = data[prefix + "params"]
     assert trajectory.dtype == np.dtype(dtype)

@@ -1,0 +1,175 @@
+"""``fused=True`` (fnlearn/optim/_fused.py): the fused CPU kernels against torch's reference
+trajectories, the XLA path they replace, and the in-place contract (no copies when donated)."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fnlearn import optim, schedules, train
+from fnlearn.flat import Flat
+from fnlearn.optim import _fused
+from tests.optim.cases import all_cases
+from tests.optim.test_reference import check_against_reference
+
+FUSED = ("sgd", "adagrad", "adam", "adamw", "rmsprop", "adamax", "nadam", "radam", "adadelta",
+         "asgd", "rprop")
+on_cpu = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the kernels are CPU kernels")
+
+
+def _reference_cases():
+    for table, case in all_cases():
+        if case.name in FUSED:
+            for dtype in case.dtypes:
+                yield pytest.param(table, case, dtype, id=f"{case.id}-{dtype}")
+
+
+@pytest.mark.parametrize(("table", "case", "dtype"), list(_reference_cases()))
+def test_fused_matches_torch_reference(table, case, dtype):
+    """Every stored torch configuration of the four optimizers, 50 steps, params and state."""
+    check_against_reference(table, case, dtype, fused=True)
+
+
+CONFIGS = [
+    ("sgd", {}),
+    ("sgd", dict(momentum=0.9, dampening=0.3, weight_decay=0.1)),
+    ("sgd", dict(momentum=0.9, nesterov=True, maximize=True)),
+    ("adagrad", dict(lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.2)),
+    ("adagrad", dict(maximize=True)),
+    ("adam", {}),
+    ("adam", dict(amsgrad=True, weight_decay=0.1, maximize=True)),
+    ("adam", dict(decoupled_weight_decay=True, weight_decay=0.1)),
+    ("adamw", dict(amsgrad=True, maximize=True)),
+    ("rmsprop", dict(weight_decay=0.1)),
+    ("rmsprop", dict(centered=True, momentum=0.9, maximize=True)),
+    ("rmsprop", dict(centered=True)),
+    ("rmsprop", dict(momentum=0.5)),
+    ("adamax", dict(weight_decay=0.1, maximize=True)),
+    ("nadam", dict(weight_decay=0.1)),
+    ("nadam", dict(weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("radam", dict(weight_decay=0.1)),  # 4 steps: not rectified yet (rho_t <= 5)
+    ("radam", dict(betas=(0.9, 0.5), weight_decay=0.1, decoupled_weight_decay=True)),  # rectified
+    ("adadelta", dict(weight_decay=0.1, maximize=True)),
+    ("asgd", dict(weight_decay=0.1, t0=2)),  # averaging starts at step 3
+    ("rprop", dict(maximize=True)),
+    ("rprop", dict(etas=(0.3, 1.5), step_sizes=(1e-3, 0.1))),
+]
+
+
+def _tree(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = {"w": (7, 5), "b": (5,), "s": (), "big": (70_000,), "empty": (0, 3)}
+    return {k: jnp.asarray(rng.standard_normal(s), dtype) for k, s in shapes.items()}
+
+
+def _grads(params, i):
+    return jax.tree.map(lambda x: jnp.sin(x * (i + 1.5)).astype(x.dtype), params)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+@pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=lambda c: str(c))
+def test_fused_apply_equals_update_then_apply_updates(name, kwargs, dtype):
+    """Same numbers as the XLA path up to round-off (bfloat16 takes the XLA rule itself), on a
+    tree with a scalar, an empty and a large leaf, jitted with donation."""
+    plain = getattr(optim, name)(0.05, **kwargs)
+    fused = getattr(optim, name)(0.05, fused=True, **kwargs)
+    assert isinstance(fused, optim.FusedGradientTransformation)
+    p1 = p2 = _tree(dtype)
+    s1, s2 = plain.init(p1), fused.init(p2)
+    assert jax.tree.structure(s1) == jax.tree.structure(s2)
+    apply = jax.jit(fused.apply, donate_argnums=(1, 2))
+    for i in range(4):
+        g = _grads(p1, i)
+        u, s1 = plain.update(g, s1, p1)
+        p1 = optim.apply_updates(p1, u)
+        p2, s2 = apply(g, s2, jax.tree.map(jnp.copy, p2))
+    rtol = {"float64": 1e-14, "float32": 2e-6, "bfloat16": 1e-2}[dtype]
+    for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((p1, s1)), strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        if b.size:
+            scale = float(jnp.max(jnp.abs(b.astype(jnp.float64))))
+            np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                       rtol=rtol, atol=rtol * scale)
+
+
+@on_cpu
+@pytest.mark.parametrize("name", FUSED)
+def test_fused_step_is_one_kernel_per_buffer_in_place(name):
+    """Donated: one custom call per float leaf, no copy of params or state."""
+    extra = {"adam": {"amsgrad": True}, "rmsprop": {"centered": True, "momentum": 0.9}}
+    opt = getattr(optim, name)(1e-3, fused=True, **extra.get(name, {}))
+    params = {"a": jnp.ones(1000, jnp.float32), "b": jnp.ones((10, 10), jnp.float32)}
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def step(p, s, g):
+        return opt.apply(g, s, p)
+
+    hlo = step.lower(params, opt.init(params), params).compile().as_text()
+    assert len(re.findall(r"custom_call_target=\"FnlearnFused", hlo)) == 2
+    assert not re.findall(r"= f32\[[0-9,]+\]\{[0-9,]*\} copy\(", hlo)
+
+
+def test_fused_with_a_schedule_and_flat_params():
+    """A traced lr (schedule) and Flat params give the XLA path's numbers."""
+    lr = schedules.cosine_annealing_lr(0.1, T_max=5)
+    plain, fused = optim.adamw(lr), optim.adamw(lr, fused=True)
+    tree = _tree("float32")
+    flat = Flat.of(tree)
+    s1, s2 = plain.init(tree), fused.init(flat)
+    p1, p2 = tree, flat
+    apply = jax.jit(fused.apply)
+    for i in range(5):
+        g = _grads(p1, i)
+        u, s1 = plain.update(g, s1, p1)
+        p1 = optim.apply_updates(p1, u)
+        p2, s2 = apply(flat.like(g), s2, p2)
+    for a, b in zip(jax.tree.leaves(p2.tree()), jax.tree.leaves(p1), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-7)
+
+
+def test_make_train_step_uses_the_fused_apply():
+    """The step runs the kernel (on CPU) and trains as the unfused optimizer does."""
+    rng = np.random.default_rng(0)
+    x, y = jnp.asarray(rng.standard_normal((16, 4))), jnp.asarray(rng.standard_normal((16, 1)))
+    params = {"w": jnp.zeros((4, 1)), "b": jnp.zeros((1, 1))}
+
+    def loss_fn(p, batch):
+        return jnp.mean((batch[0] @ p["w"] + p["b"] - batch[1]) ** 2)
+
+    out = []
+    for fused in (False, True):
+        opt = optim.sgd(0.1, momentum=0.9, fused=fused)
+        step = train.make_train_step(loss_fn, opt)
+        state = train.TrainState.create(params, opt)
+        if fused and jax.default_backend() == "cpu":
+            assert "FnlearnFusedSgd" in step.lower(state, (x, y)).compile().as_text()
+        for _ in range(5):
+            state, metrics = step(state, (x, y))
+        out.append((state.params, metrics["loss"]))
+    for a, b in zip(jax.tree.leaves(out[1]), jax.tree.leaves(out[0]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_fused_errors_name_the_argument(monkeypatch):
+    with pytest.raises(TypeError, match="fused"):
+        optim.adam(fused=1)
+    opt = optim.sgd(0.1, fused=True)
+    with pytest.raises(ValueError, match="params"):
+        opt.apply({"w": jnp.ones(2)}, opt.init({"w": jnp.ones(2)}))
+    # no compiler: a construction-time RuntimeError that says what to do
+    monkeypatch.setenv("CXX", "fnlearn-no-such-compiler")
+    with pytest.raises(RuntimeError, match="fused=False"):
+        _fused.load.__wrapped__()
+
+
+def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path):
+    monkeypatch.setenv("FNLEARN_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    with pytest.raises(RuntimeError, match="failed"):
+        _fused.load.__wrapped__()
+    assert not list(tmp_path.glob("*.so"))
