@@ -3,15 +3,19 @@
     python benchmarks/peak_memory.py [--size 16M] [--leaves 500] [--steps 5]
 
 Each variant runs in its own process: compile the init and the train step on abstract values,
-reset the kernel's peak-RSS counter (/proc/self/clear_refs), create params and state, run the
-steps, and read VmHWM. "minimal" = params + grads + optimizer state (Adam: 4 float32 copies); the
-ratio is (peak RSS - RSS before the params existed) / minimal, so JAX's own footprint does not
-count. The loss is a per-leaf quadratic, so the forward/backward pass needs no activations.
+read the RSS, create params and state, return freed pages to the OS (``malloc_trim``), reset
+the kernel's peak-RSS counter (/proc/self/clear_refs), run the steps, and read VmHWM.
+"minimal" = params + grads + optimizer state (Adam: 4 float32 copies); the ratio is (peak RSS -
+RSS before the params existed) / minimal, so JAX's own footprint does not count. The loss is a
+per-leaf quadratic, so the forward/backward pass needs no activations (and a fused XLA update
+need not materialize the gradient at all).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import subprocess
 import sys
@@ -25,6 +29,14 @@ def rss(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(field)
+
+
+def release_freed_memory() -> None:
+    """Return the pages of freed allocations to the OS (glibc's malloc_trim), so RSS = live."""
+    gc.collect()
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def child(variant: str, n: int, leaves: int, steps: int) -> dict:
@@ -65,12 +77,16 @@ def child(variant: str, n: int, leaves: int, steps: int) -> dict:
     abstract = jax.eval_shape(make)
     compiled = step.lower(abstract, jax.eval_shape(tx.init, abstract)).compile()
     init = jax.jit(lambda: (lambda p: (p, tx.init(p)))(make())).lower().compile()
+    release_freed_memory()  # the compiler's freed memory must not lower the later readings
     before = rss("VmRSS")
     params, state = init()
     jax.block_until_ready((params, state))
+    # The peak is measured over the training steps only: creating the params (random bits, the
+    # Flat concatenation) has transients of its own, whose freed pages the allocator may keep
+    # mapped; hand them back first (glibc's malloc_trim) so that they neither count nor hide
+    # the steps' own transients.
+    release_freed_memory()
     after_init = rss("VmRSS")
-    # the peak is measured over the training steps only: creating the params (random bits,
-    # the Flat concatenation) has transients of its own that are not the update's
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     for _ in range(steps):

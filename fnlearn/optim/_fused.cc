@@ -1,20 +1,25 @@
 // Fused CPU kernels for fnlearn's `fused=True` optimizers (torch.optim's fused=True on CPU).
 //
 // One loop reads params, grads and state once and writes params and state once, in place
-// (XLA aliases the outputs to the donated inputs). Each loop computes exactly the elementwise
+// (XLA aliases the outputs to the donated inputs), split in chunks over XLA's intra-op
+// thread pool. Each loop computes exactly the elementwise
 // rule of the XLA path in fnlearn/optim/_<name>.py, in the same order of operations, on
 // per-step scalars computed by the same JAX code; tests/optim/test_fused.py checks both paths
 // and torch's reference trajectories. Built on first use by _fused.py.
 //
-// Calling convention (all kernels): args = [param, grad, scalars, state...],
-// rets = [new param, new state...], attribute `flags` (bit set, enum Flag). param, grad and
-// state buffers share one dtype (float32 or float64) and element count; scalars are a 1-D
-// buffer of that dtype, in the order the Python side lists them.
+// Calling convention (all kernels, see Run): one call updates any number of leaves; all
+// buffers share one dtype (float32 or float64); scalars are a 1-D buffer of that dtype in the
+// order the Python side lists them; attribute `flags` is a bit set (enum Flag).
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <type_traits>
+#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -22,7 +27,7 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int64_t kParallelMin = 1 << 16;  // below this, a loop is not worth a thread team
+constexpr int64_t kChunk = 1 << 16;  // elements per parallel work item (256 KiB of float32)
 
 enum Flag : int64_t {
   kMaximize = 1,
@@ -49,11 +54,10 @@ void With(bool b, F&& f) {
   if (b) f(std::true_type{}); else f(std::false_type{});
 }
 
-#define FNL_LOOP _Pragma("omp parallel for simd schedule(static) if (n >= kParallelMin)") \
-  for (int64_t i = 0; i < n; ++i)
+#define FNL_LOOP _Pragma("omp simd") for (int64_t i = lo; i < hi; ++i)
 
 template <typename R, bool MX, bool WD, bool MOM, bool NEST>
-void Sgd(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Sgd(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R gamma = s[0], lam = s[1], mu = s[2], omt = s[3];
   R* b = st[0];
   FNL_LOOP {
@@ -69,7 +73,7 @@ void Sgd(int64_t n, R* p, const R* G, const R* s, R* const* st) {
 }
 
 template <typename R, bool MX, bool WD>
-void Adagrad(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Adagrad(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R clr = s[0], lam = s[1], eps = s[2];
   R* sum = st[0];
   FNL_LOOP {
@@ -82,7 +86,7 @@ void Adagrad(int64_t n, R* p, const R* G, const R* s, R* const* st) {
 }
 
 template <typename R, bool MX, bool WD, bool DEC, bool AMS>
-void Adam(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Adam(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R omb1 = s[0], b2 = s[1], omb2 = s[2], step_size = s[3], bc2s = s[4], eps = s[5],
           lam = s[6], decay_factor = s[7];
   R *m = st[0], *v = st[1], *vmax = st[2];
@@ -107,7 +111,7 @@ void Adam(int64_t n, R* p, const R* G, const R* s, R* const* st) {
 }
 
 template <typename R, bool MX, bool WD, bool CEN, bool MOM>
-void Rmsprop(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Rmsprop(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R gamma = s[0], a = s[1], oma = s[2], eps = s[3], lam = s[4], mu = s[5];
   R* v = st[0];
   R* b = st[1];                // only with momentum
@@ -138,7 +142,7 @@ void Rmsprop(int64_t n, R* p, const R* G, const R* s, R* const* st) {
 }
 
 template <typename R, bool MX, bool WD>
-void Adamax(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Adamax(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R b1 = s[0], omb1 = s[1], b2 = s[2], eps = s[3], lam = s[4], clr = s[5];
   R *m = st[0], *u = st[1];
   FNL_LOOP {
@@ -153,7 +157,7 @@ void Adamax(int64_t n, R* p, const R* G, const R* s, R* const* st) {
 }
 
 template <typename R, bool MX, bool WD, bool DEC>
-void Nadam(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Nadam(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R neg_gamma_lam = s[0], lam = s[1], b1 = s[2], omb1 = s[3], b2 = s[4], omb2 = s[5],
           bc2 = s[6], eps = s[7], c_g = s[8], c_m = s[9];
   R *m = st[0], *v = st[1];
@@ -174,7 +178,7 @@ void Nadam(int64_t n, R* p, const R* G, const R* s, R* const* st) {
 }
 
 template <typename R, bool MX, bool WD, bool DEC>
-void Radam(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Radam(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R neg_gamma_lam = s[0], lam = s[1], b1 = s[2], omb1 = s[3], b2 = s[4], omb2 = s[5],
           bc1 = s[6], eps = s[7], sqrt_bc2 = s[8], rectify = s[9], gamma = s[10], r = s[11];
   R *m = st[0], *v = st[1];
@@ -197,7 +201,7 @@ void Radam(int64_t n, R* p, const R* G, const R* s, R* const* st) {
 }
 
 template <typename R, bool MX, bool WD>
-void Adadelta(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Adadelta(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R gamma = s[0], rho = s[1], omr = s[2], eps = s[3], lam = s[4];
   R *v = st[0], *acc = st[1];
   FNL_LOOP {
@@ -213,7 +217,7 @@ void Adadelta(int64_t n, R* p, const R* G, const R* s, R* const* st) {
 }
 
 template <typename R, bool MX, bool WD>
-void Asgd(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Asgd(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R neg_lam_eta = s[0], eta = s[1], omega = s[2], mu = s[3];
   R* ax = st[0];
   const bool averaging = mu != 1;
@@ -230,7 +234,7 @@ void Asgd(int64_t n, R* p, const R* G, const R* s, R* const* st) {
 }
 
 template <typename R, bool MX>
-void Rprop(int64_t n, R* p, const R* G, const R* s, R* const* st) {
+void Rprop(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
   const R etaminus = s[0], etaplus = s[1], smin = s[2], smax = s[3];
   R *prev = st[0], *size = st[1];
   FNL_LOOP {
@@ -270,7 +274,8 @@ Spec SpecOf(int kind, int64_t f) {
 }
 
 template <typename R>
-void Loop(int kind, int64_t f, int64_t n, R* p, const R* g, const R* s, R* const* st) {
+void Loop(int kind, int64_t f, int64_t lo, int64_t hi, R* p, const R* g, const R* s,
+          R* const* st) {
   const bool mx = f & kMaximize, wd = f & kWeightDecay, mom = f & kMomentum,
              nest = f & kNesterov, dec = f & kDecoupled, ams = f & kAmsgrad, cen = f & kCentered;
 #define B(x) decltype(x)::value
@@ -278,86 +283,160 @@ void Loop(int kind, int64_t f, int64_t n, R* p, const R* g, const R* s, R* const
     switch (kind) {
       case 0:
         With(wd, [&](auto WD) { With(mom, [&](auto MOM) { With(nest, [&](auto NE) {
-          Sgd<R, B(MX), B(WD), B(MOM), B(NE)>(n, p, g, s, st); }); }); });
+          Sgd<R, B(MX), B(WD), B(MOM), B(NE)>(lo, hi, p, g, s, st); }); }); });
         break;
-      case 1: With(wd, [&](auto WD) { Adagrad<R, B(MX), B(WD)>(n, p, g, s, st); }); break;
+      case 1: With(wd, [&](auto WD) { Adagrad<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
       case 2:
         With(wd, [&](auto WD) { With(dec, [&](auto DE) { With(ams, [&](auto AM) {
-          Adam<R, B(MX), B(WD), B(DE), B(AM)>(n, p, g, s, st); }); }); });
+          Adam<R, B(MX), B(WD), B(DE), B(AM)>(lo, hi, p, g, s, st); }); }); });
         break;
       case 3:
         With(wd, [&](auto WD) { With(cen, [&](auto CE) { With(mom, [&](auto MOM) {
-          Rmsprop<R, B(MX), B(WD), B(CE), B(MOM)>(n, p, g, s, st); }); }); });
+          Rmsprop<R, B(MX), B(WD), B(CE), B(MOM)>(lo, hi, p, g, s, st); }); }); });
         break;
-      case 4: With(wd, [&](auto WD) { Adamax<R, B(MX), B(WD)>(n, p, g, s, st); }); break;
+      case 4: With(wd, [&](auto WD) { Adamax<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
       case 5:
         With(wd, [&](auto WD) { With(dec, [&](auto DE) {
-          Nadam<R, B(MX), B(WD), B(DE)>(n, p, g, s, st); }); });
+          Nadam<R, B(MX), B(WD), B(DE)>(lo, hi, p, g, s, st); }); });
         break;
       case 6:
         With(wd, [&](auto WD) { With(dec, [&](auto DE) {
-          Radam<R, B(MX), B(WD), B(DE)>(n, p, g, s, st); }); });
+          Radam<R, B(MX), B(WD), B(DE)>(lo, hi, p, g, s, st); }); });
         break;
-      case 7: With(wd, [&](auto WD) { Adadelta<R, B(MX), B(WD)>(n, p, g, s, st); }); break;
-      case 8: With(wd, [&](auto WD) { Asgd<R, B(MX), B(WD)>(n, p, g, s, st); }); break;
-      default: Rprop<R, B(MX)>(n, p, g, s, st); break;
+      case 7: With(wd, [&](auto WD) { Adadelta<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
+      case 8: With(wd, [&](auto WD) { Asgd<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
+      default: Rprop<R, B(MX)>(lo, hi, p, g, s, st); break;
     }
   });
 #undef B
 }
 
+struct Progress {
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  std::mutex mu;
+  std::condition_variable cv;
+};
+
+// Run body(c) for every c in [0, chunks) on XLA's own intra-op thread pool (no second
+// threading runtime in the process). The calling thread claims chunks too and can finish all
+// of them alone, so a pool whose threads are all busy never deadlocks it; a task that starts
+// after the work is done finds nothing to claim and touches only the counters it co-owns.
+template <typename Body>
+void ParallelFor(ffi::ThreadPool& pool, int64_t chunks, const Body& body) {
+  const int64_t helpers = std::min<int64_t>(pool.num_threads(), chunks) - 1;
+  if (helpers <= 0) {
+    for (int64_t c = 0; c < chunks; ++c) body(c);
+    return;
+  }
+  auto progress = std::make_shared<Progress>();
+  const Body* work = &body;  // dereferenced only while a claimed chunk keeps the caller waiting
+  auto drain = [progress, work, chunks]() {
+    for (;;) {
+      const int64_t c = progress->next.fetch_add(1);
+      if (c >= chunks) return;
+      (*work)(c);
+      if (progress->done.fetch_add(1) + 1 == chunks) {
+        std::lock_guard<std::mutex> lock(progress->mu);
+        progress->cv.notify_all();
+      }
+    }
+  };
+  for (int64_t i = 0; i < helpers; ++i) {
+    auto task = drain;  // Schedule takes ownership of a copy (it holds the shared counters)
+    pool.Schedule(std::move(task));
+  }
+  drain();
+  std::unique_lock<std::mutex> lock(progress->mu);
+  progress->cv.wait(lock, [&] { return progress->done.load() == chunks; });
+}
+
+// One call updates L leaves (torch's multi-tensor apply): args = [scalars, param_0..L-1,
+// grad_0..L-1, state0_0..L-1, state1_0..L-1, ...], rets = [param_0..L-1, state0_0..L-1, ...].
+// Work is split in chunks of at most kChunk elements across all leaves.
 template <typename R>
-ffi::Error Run(int kind, const ffi::RemainingArgs& args, const ffi::RemainingRets& rets,
-               int64_t flags) {
+ffi::Error Run(ffi::ThreadPool& pool, int kind, const ffi::RemainingArgs& args,
+               const ffi::RemainingRets& rets, int64_t flags) {
   const Spec spec = SpecOf(kind, flags);
-  if (args.size() != size_t(3 + spec.nstate) || rets.size() != size_t(1 + spec.nstate))
+  const size_t per_leaf = 2 + spec.nstate;
+  if (args.size() < 1 || (args.size() - 1) % per_leaf != 0 ||
+      rets.size() != (args.size() - 1) / per_leaf * (1 + spec.nstate))
     return ffi::Error::InvalidArgument("fnlearn fused kernel: wrong number of buffers");
-  auto p0 = args.get<ffi::AnyBuffer>(0);
-  if (p0.has_error()) return p0.error();
-  const int64_t n = static_cast<int64_t>(p0->element_count());
-  const R* in[3 + 3] = {};
-  R* out[1 + 3] = {};
-  for (size_t i = 0; i < args.size(); ++i) {
-    auto a = args.get<ffi::AnyBuffer>(i);
-    if (a.has_error()) return a.error();
-    const size_t want = i == 2 ? size_t(spec.nscalars) : size_t(n);
-    if (a->element_type() != p0->element_type() || a->element_count() != want)
-      return ffi::Error::InvalidArgument("fnlearn fused kernel: buffer dtype or size mismatch");
-    in[i] = static_cast<const R*>(a->untyped_data());
+  const size_t leaves = (args.size() - 1) / per_leaf;
+  auto scalars = args.get<ffi::AnyBuffer>(0);
+  if (scalars.has_error()) return scalars.error();
+  if (scalars->element_count() != size_t(spec.nscalars))
+    return ffi::Error::InvalidArgument("fnlearn fused kernel: wrong number of scalars");
+  const ffi::DataType dtype = scalars->element_type();
+  const R* s = static_cast<const R*>(scalars->untyped_data());
+
+  struct Leaf {
+    int64_t n;
+    const R* g;
+    R* out[4];  // param, then state buffers
+  };
+  struct Chunk {
+    int64_t leaf, lo, hi;
+  };
+  std::vector<Leaf> ls(leaves);
+  std::vector<Chunk> chunks;
+  for (size_t j = 0; j < leaves; ++j) {
+    Leaf& l = ls[j];
+    for (size_t k = 0; k < per_leaf; ++k) {  // k = 0 param, 1 grad, 2.. state
+      auto a = args.get<ffi::AnyBuffer>(1 + k * leaves + j);
+      if (a.has_error()) return a.error();
+      if (k == 0) l.n = static_cast<int64_t>(a->element_count());
+      if (a->element_type() != dtype || a->element_count() != size_t(l.n))
+        return ffi::Error::InvalidArgument("fnlearn fused kernel: buffer dtype or size mismatch");
+      if (k == 1) {
+        l.g = static_cast<const R*>(a->untyped_data());
+        continue;
+      }
+      const size_t slot = k == 0 ? 0 : k - 1;
+      auto r = rets.get<ffi::AnyBuffer>(slot * leaves + j);
+      if (r.has_error()) return r.error();
+      if ((*r)->element_type() != dtype || (*r)->element_count() != size_t(l.n))
+        return ffi::Error::InvalidArgument("fnlearn fused kernel: result dtype or size mismatch");
+      l.out[slot] = static_cast<R*>((*r)->untyped_data());
+      // in place: where XLA did not alias the output to its input (not donated), copy first
+      const R* src = static_cast<const R*>(a->untyped_data());
+      if (src != l.out[slot]) std::copy(src, src + l.n, l.out[slot]);
+    }
+    for (int64_t lo = 0; lo < l.n; lo += kChunk)
+      chunks.push_back({int64_t(j), lo, std::min(l.n, lo + kChunk)});
   }
-  for (size_t i = 0; i < rets.size(); ++i) {
-    auto r = rets.get<ffi::AnyBuffer>(i);
-    if (r.has_error()) return r.error();
-    if ((*r)->element_type() != p0->element_type() || (*r)->element_count() != size_t(n))
-      return ffi::Error::InvalidArgument("fnlearn fused kernel: result dtype or size mismatch");
-    out[i] = static_cast<R*>((*r)->untyped_data());
-    // in place: where XLA did not alias an output to its input (not donated), copy it first
-    const R* src = in[i == 0 ? 0 : 2 + i];
-    if (src != out[i]) std::copy(src, src + n, out[i]);
-  }
-  Loop<R>(kind, flags, n, out[0], in[1], in[2], out + 1);
+  ParallelFor(pool, int64_t(chunks.size()), [&](int64_t c) {
+    const Chunk& ch = chunks[c];
+    const Leaf& l = ls[ch.leaf];
+    Loop<R>(kind, flags, ch.lo, ch.hi, l.out[0], l.g, s, l.out + 1);
+  });
   return ffi::Error::Success();
 }
 
-ffi::Error Dispatch(int kind, ffi::RemainingArgs args, ffi::RemainingRets rets, int64_t flags) {
-  auto p = args.get<ffi::AnyBuffer>(0);
-  if (p.has_error()) return p.error();
-  switch (p->element_type()) {
-    case ffi::DataType::F32: return Run<float>(kind, args, rets, flags);
-    case ffi::DataType::F64: return Run<double>(kind, args, rets, flags);
+ffi::Error Dispatch(ffi::ThreadPool& pool, int kind, ffi::RemainingArgs args,
+                    ffi::RemainingRets rets, int64_t flags) {
+  auto s = args.get<ffi::AnyBuffer>(0);
+  if (s.has_error()) return s.error();
+  switch (s->element_type()) {
+    case ffi::DataType::F32: return Run<float>(pool, kind, args, rets, flags);
+    case ffi::DataType::F64: return Run<double>(pool, kind, args, rets, flags);
     default: return ffi::Error::InvalidArgument("fnlearn fused kernel: float32 or float64 only");
   }
 }
 
 }  // namespace
 
-#define FNL_KERNEL(symbol, kind)                                                         \
-  static ffi::Error symbol##Impl(ffi::RemainingArgs a, ffi::RemainingRets r, int64_t f) { \
-    return Dispatch(kind, a, r, f);                                                      \
-  }                                                                                      \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(                                                         \
-      symbol, symbol##Impl,                                                              \
-      ffi::Ffi::Bind().RemainingArgs().RemainingRets().Attr<int64_t>("flags"));
+#define FNL_KERNEL(symbol, kind)                                                            \
+  static ffi::Error symbol##Impl(ffi::ThreadPool pool, ffi::RemainingArgs a,               \
+                                 ffi::RemainingRets r, int64_t f) {                       \
+    return Dispatch(pool, kind, a, r, f);                                                 \
+  }                                                                                       \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, symbol##Impl,                                     \
+                                ffi::Ffi::Bind()                                          \
+                                    .Ctx<ffi::ThreadPool>()                               \
+                                    .RemainingArgs()                                      \
+                                    .RemainingRets()                                      \
+                                    .Attr<int64_t>("flags"));
 
 FNL_KERNEL(FnlearnFusedSgd, 0)
 FNL_KERNEL(FnlearnFusedAdagrad, 1)

@@ -4,7 +4,8 @@ XLA on CPU compiles an Adam update into three loops (new ``m``, new ``v``, then 
 reading both back): 40 bytes of memory traffic per float32 parameter where one loop needs 28,
 and the update is memory-bound (benchmarks/README.md). The kernels in ``_fused.cc`` read
 params, grads and state once and write them once, in place: XLA aliases each output to its
-donated input. They run the same elementwise rule as the XLA path, in the same order of
+donated input, and split the work over XLA's intra-op thread pool. They run the same
+elementwise rule as the XLA path, in the same order of
 operations, on per-step scalars computed by the same JAX code (tests/optim/test_fused.py holds
 both paths and torch's reference trajectories to the usual tolerances).
 
@@ -34,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params
+from ._base import GradientTransformation, require_params
 
 SOURCE = Path(__file__).with_name("_fused.cc")
 KERNELS = {name: "FnlearnFused" + name.capitalize() for name in (
@@ -51,6 +52,14 @@ class FusedGradientTransformation(NamedTuple):
     ``apply(grads, state, params) -> (params, state)`` is ``update`` followed by
     :func:`~fnlearn.optim.apply_updates`, done by one fused kernel per buffer on CPU.
     :func:`fnlearn.train.make_train_step` uses ``apply`` when the optimizer has it.
+
+    ``apply`` is meant for the train step, as torch's fused kernels are: on CPU it cannot be
+    differentiated (``jax.grad`` through it, e.g. for hypergradients) or ``vmap``-ped; use
+    ``update`` + ``apply_updates`` for those. Elsewhere (other backends, bfloat16/float16
+    buffers, a leaf whose dtype differs from the step's compute dtype) it runs the XLA rule.
+    The kernel has no partitioning rule: on params sharded over several CPU devices XLA
+    gathers each buffer to one device around it (same numbers, replicated result); keep
+    ``fused=False`` for sharded training.
     """
 
     init: Callable[[Params], Any]
@@ -77,14 +86,15 @@ def _cpu_signature() -> str:
 
 
 # -fno-math-errno lets sqrt vectorize (it changes no value); -ffp-contract=off keeps a * b + c
-# two roundings, as the rule is written
+# two roundings, as the rule is written; -fopenmp-simd only reads the `omp simd` hints (threads
+# come from XLA's own pool, not from an OpenMP runtime)
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-std=c++17", "-shared",
          "-fPIC", "-w"]
 
 
-def _compile(cxx: str, out: Path, openmp: bool) -> subprocess.CompletedProcess:
-    cmd = [cxx, *FLAGS, *(["-fopenmp"] if openmp else []), f"-I{jax.ffi.include_dir()}",
-           str(SOURCE), "-o", str(out)]
+def _compile(cxx: str, out: Path, simd_hints: bool) -> subprocess.CompletedProcess:
+    cmd = [cxx, *FLAGS, *(["-fopenmp-simd"] if simd_hints else []),
+           f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(out)]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
@@ -112,9 +122,9 @@ def load() -> None:
         lib_path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
             out = Path(tmp) / lib_path.name
-            res = _compile(cxx, out, openmp=True)
-            if res.returncode != 0:  # e.g. a compiler without OpenMP: one thread, same numbers
-                res = _compile(cxx, out, openmp=False)
+            res = _compile(cxx, out, simd_hints=True)
+            if res.returncode != 0:  # a compiler without -fopenmp-simd: same numbers
+                res = _compile(cxx, out, simd_hints=False)
             if res.returncode != 0:
                 raise RuntimeError(
                     f"fused=True: building {SOURCE.name} with {cxx!r} failed "
@@ -136,14 +146,18 @@ def fused_apply(
     params: Params,
     states: tuple[Params | None, ...],
 ) -> tuple[Params, tuple[Params | None, ...]]:
-    """``params + u`` and the new state, one fused kernel per float32/float64 buffer on CPU.
+    """``params + u`` and the new state: on CPU one kernel call for all float32/float64 leaves.
+
+    Like torch's multi-tensor apply, the leaves the kernel can take (dtype = the step's compute
+    dtype, float32 or float64) go to one call that splits the work in chunks over XLA's thread
+    pool, whatever their number; the others take the optimizer's XLA ``rule``, as does every
+    leaf on another backend.
 
     Args:
       kernel: a key of :data:`KERNELS`.
       flags: the kernel's flag bits.
       scalars: the per-step scalars the kernel reads, in its order (the ``rule``'s values).
-      rule: the optimizer's XLA rule ``rule(grad, theta, *state) -> (u, *new_state)``, used for
-        other dtypes and other backends.
+      rule: the optimizer's XLA rule ``rule(grad, theta, *state) -> (u, *new_state)``.
       grads, params: trees of one structure.
       states: the per-parameter state trees the rule takes (``None`` for an unused buffer).
 
@@ -152,39 +166,57 @@ def fused_apply(
     """
     target = KERNELS[kernel]
     vec = jnp.stack([jnp.asarray(x) for x in scalars])
+    g_leaves, treedef = jax.tree.flatten(grads)
+    p_leaves = treedef.flatten_up_to(params)
+    columns = [None if st is None else treedef.flatten_up_to(st) for st in states]
+    live = [c for c in columns if c is not None]
 
-    def xla(g, p, *s):
-        u, *ns = rule(g, p, *s)
-        return (jnp.asarray(p + u.astype(p.dtype), dtype=p.dtype), *ns)
+    def xla(g, p, *s):  # one leaf through the XLA rule; s = its live state buffers
+        it = iter(s)
+        outs = rule(g, p, *[None if c is None else next(it) for c in columns])
+        new_p = jnp.asarray(p + outs[0].astype(p.dtype), dtype=p.dtype)
+        return (new_p, *[o for o, c in zip(outs[1:], columns, strict=True) if c is not None])
 
-    def leaf(g, p, *s):
-        live = [x for x in s if x is not None]
-        dtype = jnp.dtype(p.dtype)
-        if (dtype not in (jnp.float32, jnp.float64) or vec.dtype != dtype
-                or any(x.dtype != dtype or x.shape != p.shape for x in (g, *live))):
-            return xla(g, p, *s)
+    def fits(j):
+        p, dtype = p_leaves[j], jnp.dtype(p_leaves[j].dtype)
+        return (dtype in (jnp.float32, jnp.float64) and vec.dtype == dtype
+                and all(x[j].dtype == dtype and x[j].shape == p.shape
+                        for x in (g_leaves, *live)))
 
-        def refill(outs):  # put the None state columns back
-            it = iter(outs[1:])
-            return (outs[0], *[None if x is None else next(it) for x in s])
+    new = [[None] * len(g_leaves) for _ in range(1 + len(live))]  # new[0]: params, then state
+    group = [j for j in range(len(g_leaves)) if fits(j)]
+    for j in sorted(set(range(len(g_leaves))) - set(group)):
+        for k, out in enumerate(xla(g_leaves[j], p_leaves[j], *[c[j] for c in live])):
+            new[k][j] = out
+    if group:
+        count = len(group)
+        buffers = [[x[j] for j in group] for x in (p_leaves, g_leaves, *live)]
 
-        def on_cpu(g, p, *live):
-            sds = jax.ShapeDtypeStruct(p.shape, p.dtype)
-            aliases = {0: 0, **{3 + i: 1 + i for i in range(len(live))}}
-            call = jax.ffi.ffi_call(target, [sds] * (1 + len(live)),
-                                    input_output_aliases=aliases)
-            return tuple(call(p, g, vec, *live, flags=np.int64(flags)))
+        def on_cpu(vec, *flat):
+            ps = flat[:count]
+            out_types = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in ps] * (1 + len(live))
+            # param i and state k of leaf i are updated in place (args: vec, params, grads,
+            # states; results: params, states)
+            aliases = {1 + i: i for i in range(count)}
+            aliases.update({1 + (2 + k) * count + i: (1 + k) * count + i
+                            for k in range(len(live)) for i in range(count)})
+            call = jax.ffi.ffi_call(target, out_types, input_output_aliases=aliases)
+            return tuple(call(vec, *flat, flags=np.int64(flags)))
 
-        def elsewhere(g, p, *live):
-            it = iter(live)
-            full = [None if x is None else next(it) for x in s]
-            outs = xla(g, p, *full)
-            return (outs[0], *[o for o in outs[1:] if o is not None])
+        def elsewhere(vec, *flat):
+            del vec
+            cols = [flat[k * count:(k + 1) * count] for k in range(2 + len(live))]
+            outs = [xla(*(c[i] for c in cols)) for i in range(count)]
+            return tuple(o[k] for k in range(1 + len(live)) for o in outs)
 
-        return refill(jax.lax.platform_dependent(g, p, *live, cpu=on_cpu, default=elsewhere))
-
-    outs = tree_map_tuple(leaf, grads, params, *states, n_out=1 + len(states))
-    return outs[0], tuple(outs[1:])
+        flat = [x for col in buffers for x in col]
+        outs = jax.lax.platform_dependent(vec, *flat, cpu=on_cpu, default=elsewhere)
+        for k in range(1 + len(live)):
+            for i, j in enumerate(group):
+                new[k][j] = outs[k * count + i]
+    it = iter(new[1:])
+    new_states = tuple(None if c is None else treedef.unflatten(next(it)) for c in columns)
+    return treedef.unflatten(new[0]), new_states
 
 
 def maybe_fused(
@@ -196,8 +228,6 @@ def maybe_fused(
 ):
     """``GradientTransformation(init, update)``, or with ``fused`` the kernels are built
     (construction-time errors) and a :class:`FusedGradientTransformation` is returned."""
-    from ._base import GradientTransformation, require_params
-
     if not isinstance(fused, bool):
         raise TypeError(f"{name}: fused must be True or False, got {fused!r}")
     if not fused:

@@ -100,7 +100,7 @@ def test_fused_apply_equals_update_then_apply_updates(name, kwargs, dtype):
 @on_cpu
 @pytest.mark.parametrize("name", FUSED)
 def test_fused_step_is_one_kernel_per_buffer_in_place(name):
-    """Donated: one custom call per float leaf, no copy of params or state."""
+    """Donated: one custom call for all leaves (multi-tensor apply), no copy of anything."""
     extra = {"adam": {"amsgrad": True}, "rmsprop": {"centered": True, "momentum": 0.9}}
     opt = getattr(optim, name)(1e-3, fused=True, **extra.get(name, {}))
     params = {"a": jnp.ones(1000, jnp.float32), "b": jnp.ones((10, 10), jnp.float32)}
@@ -110,8 +110,29 @@ def test_fused_step_is_one_kernel_per_buffer_in_place(name):
         return opt.apply(g, s, p)
 
     hlo = step.lower(params, opt.init(params), params).compile().as_text()
-    assert len(re.findall(r"custom_call_target=\"FnlearnFused", hlo)) == 2
+    assert len(re.findall(r"custom_call_target=\"FnlearnFused", hlo)) == 1  # all leaves
     assert not re.findall(r"= f32\[[0-9,]+\]\{[0-9,]*\} copy\(", hlo)
+
+
+@pytest.mark.parametrize("dtypes", [("float32", "bfloat16"), ("float64", "float32")])
+def test_mixed_dtype_trees_split_between_the_kernel_and_the_xla_rule(dtypes):
+    """Leaves of the step's compute dtype go to the kernel, the others to the XLA rule."""
+    rng = np.random.default_rng(1)
+    params = {"a": jnp.asarray(rng.standard_normal(300), dtypes[0]),
+              "b": jnp.asarray(rng.standard_normal((4, 5)), dtypes[1]),
+              "c": jnp.asarray(rng.standard_normal(7), dtypes[0])}
+    plain, fused = optim.adam(0.1, amsgrad=True), optim.adam(0.1, amsgrad=True, fused=True)
+    s1, s2, p1, p2 = plain.init(params), fused.init(params), params, params
+    for i in range(3):
+        g = _grads(p1, i)
+        u, s1 = plain.update(g, s1, p1)
+        p1 = optim.apply_updates(p1, u)
+        p2, s2 = jax.jit(fused.apply)(g, s2, p2)
+    for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((p1, s1)), strict=True):
+        assert a.dtype == b.dtype
+        tol = 1e-2 if a.dtype == jnp.bfloat16 else 2e-6
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                   rtol=tol, atol=tol * float(jnp.max(jnp.abs(b))))
 
 
 def test_fused_with_a_schedule_and_flat_params():
