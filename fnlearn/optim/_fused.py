@@ -11,8 +11,8 @@ both paths and torch's reference trajectories to the usual tolerances).
 
 The kernels are built with the system's C++ compiler (``$CXX``, else ``c++``) on first use and
 cached under ``$FNLEARN_CACHE`` (default ``~/.cache/fnlearn``), keyed by the source, the
-compiler, jaxlib and the CPU. The fused step is used on CPU for float32/float64 buffers; any
-other dtype, or another backend (``jax.lax.platform_dependent``), takes the XLA rule, so a
+compiler, jaxlib and the CPU. The fused step is used when JAX's default backend is the CPU, for
+float32/float64 buffers; any other dtype, or another default backend, takes the XLA rule, so a
 fused optimizer runs everywhere its unfused twin does.
 """
 
@@ -50,13 +50,14 @@ class FusedGradientTransformation(NamedTuple):
 
     ``update`` is the ordinary XLA path (composable with ``optax.chain`` and friends);
     ``apply(grads, state, params) -> (params, state)`` is ``update`` followed by
-    :func:`~fnlearn.optim.apply_updates`, done by one fused kernel per buffer on CPU.
+    :func:`~fnlearn.optim.apply_updates`, done on CPU by one fused kernel call for all leaves.
     :func:`fnlearn.train.make_train_step` uses ``apply`` when the optimizer has it.
 
     ``apply`` is meant for the train step, as torch's fused kernels are: on CPU it cannot be
     differentiated (``jax.grad`` through it, e.g. for hypergradients) or ``vmap``-ped; use
-    ``update`` + ``apply_updates`` for those. Elsewhere (other backends, bfloat16/float16
-    buffers, a leaf whose dtype differs from the step's compute dtype) it runs the XLA rule.
+    ``update`` + ``apply_updates`` for those. Elsewhere (another default backend,
+    bfloat16/float16 buffers, a leaf whose dtype differs from the step's compute dtype) it
+    runs the XLA rule.
     The kernel has no partitioning rule: on params sharded over several CPU devices XLA
     gathers each buffer to one device around it (same numbers, replicated result); keep
     ``fused=False`` for sharded training.
@@ -210,7 +211,9 @@ def fused_apply(
             return tuple(o[k] for k in range(1 + len(live)) for o in outs)
 
         flat = [x for col in buffers for x in col]
-        outs = jax.lax.platform_dependent(vec, *flat, cpu=on_cpu, default=elsewhere)
+        # Chosen at trace time from the default backend: lax.platform_dependent would trace
+        # and lower the XLA rule for every leaf as well (seconds of compile on 500 leaves)
+        outs = (on_cpu if jax.default_backend() == "cpu" else elsewhere)(vec, *flat)
         for k in range(1 + len(live)):
             for i, j in enumerate(group):
                 new[k][j] = outs[k * count + i]
