@@ -106,6 +106,18 @@ def load() -> None:
     Raises:
       RuntimeError: no working C++17 compiler; the message carries the compiler's output.
     """
+    lib = ctypes.cdll.LoadLibrary(str(build()))
+    for symbol in KERNELS.values():
+        jax.ffi.register_ffi_target(symbol, jax.ffi.pycapsule(getattr(lib, symbol)),
+                                    platform="cpu")
+
+
+def build() -> Path:
+    """The kernels' shared library: from the cache, or compiled into it (atomically).
+
+    Raises:
+      RuntimeError: no working C++17 compiler; the message carries the compiler's output.
+    """
     cxx = os.environ.get("CXX", "c++")
     if shutil.which(cxx) is None:
         raise RuntimeError(
@@ -132,10 +144,7 @@ def load() -> None:
                     f"(use fused=False, or set CXX):\n{res.stderr[-2000:]}"
                 )
             os.replace(out, lib_path)  # atomic: concurrent processes never see half a file
-    lib = ctypes.cdll.LoadLibrary(str(lib_path))
-    for symbol in KERNELS.values():
-        jax.ffi.register_ffi_target(symbol, jax.ffi.pycapsule(getattr(lib, symbol)),
-                                    platform="cpu")
+    return lib_path
 
 
 def fused_apply(

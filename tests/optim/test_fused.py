@@ -3,6 +3,7 @@ trajectories, the XLA path they replace, and the in-place contract (no copies wh
 
 from __future__ import annotations
 
+import ctypes
 import re
 from functools import partial
 
@@ -185,12 +186,23 @@ def test_fused_errors_name_the_argument(monkeypatch):
     # no compiler: a construction-time RuntimeError that says what to do
     monkeypatch.setenv("CXX", "fnlearn-no-such-compiler")
     with pytest.raises(RuntimeError, match="fused=False"):
-        _fused.load.__wrapped__()
+        _fused.build()
 
 
 def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path):
     monkeypatch.setenv("FNLEARN_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
     with pytest.raises(RuntimeError, match="failed"):
-        _fused.load.__wrapped__()
+        _fused.build()
     assert not list(tmp_path.glob("*.so"))
+
+
+def test_the_kernels_build_into_an_empty_cache(monkeypatch, tmp_path):
+    """The first use on a machine: build, cache one library, load it (again: from the cache)."""
+    monkeypatch.setenv("FNLEARN_CACHE", str(tmp_path))
+    path = _fused.build()
+    assert list(tmp_path.glob("fused-*.so")) == [path]
+    stamp = path.stat().st_mtime_ns
+    assert _fused.build() == path and path.stat().st_mtime_ns == stamp
+    assert {"FnlearnFusedAdam", "FnlearnFusedRprop"} <= {
+        name for name in _fused.KERNELS.values() if hasattr(ctypes.CDLL(str(path)), name)}
