@@ -1,11 +1,11 @@
-"""``fused=True``: one C++ loop per parameter buffer on CPU, as torch.optim's fused kernels.
+"""``fused=True``: one C++ loop over all parameter buffers on CPU, as torch.optim's fused kernels.
 
 XLA on CPU compiles an Adam update into three loops (new ``m``, new ``v``, then the params
 reading both back): 40 bytes of memory traffic per float32 parameter where one loop needs 28,
 and the update is memory-bound (benchmarks/README.md). The kernels in ``_fused.cc`` read
-params, grads and state once and write them once, in place: XLA aliases each output to its
-donated input, and split the work over XLA's intra-op thread pool. They run the same
-elementwise rule as the XLA path, in the same order of
+params, grads and state once and write them once, in place (XLA aliases each output to its
+donated input), taking every leaf in one call and splitting the work over XLA's intra-op
+thread pool. They run the same elementwise rule as the XLA path, in the same order of
 operations, on per-step scalars computed by the same JAX code (tests/optim/test_fused.py holds
 both paths and torch's reference trajectories to the usual tolerances).
 
