@@ -68,10 +68,7 @@ def child(variant: str, n: int, leaves: int, steps: int) -> dict:
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(p, s):
         g = jax.grad(loss)(p)
-        if isinstance(tx, optim.FusedGradientTransformation):
-            return tx.apply(g, s, p)
-        u, s = tx.update(g, s, p)
-        return optim.apply_updates(p, u), s
+        return optim.update_and_apply(tx, g, s, p)
 
     # compile on abstract values first, so compiler memory is in the baseline, not the peak
     abstract = jax.eval_shape(make)

@@ -62,10 +62,7 @@ def jax_variant(tx, params, grads, reps):
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(p, s, g):
-        if isinstance(tx, optim.FusedGradientTransformation):
-            return tx.apply(g, s, p)
-        u, s = tx.update(g, s, p)
-        return optim.apply_updates(p, u), s
+        return optim.update_and_apply(tx, g, s, p)
 
     live = [jax.tree.map(lambda x: x + 0, params), tx.init(params)]
     t = time.perf_counter()

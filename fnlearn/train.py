@@ -34,7 +34,7 @@ import optax
 from ._typing import Array, Params
 from .data import iterate_batches
 from .flat import Flat
-from .optim import FusedGradientTransformation, apply_updates
+from .optim import update_and_apply
 
 #: ``loss_fn(params, batch) -> loss`` or, with ``has_aux``, ``-> (loss, aux)``.
 LossFn = Callable[[Params, Any], Any]
@@ -199,11 +199,7 @@ def make_train_step(
                 "TrainState.create(params, optimizer, skip_nonfinite=True)"
             )
         loss, aux, grads = loss_and_grads(state.params, batch)
-        if isinstance(optimizer, FusedGradientTransformation):  # fused=True: in place, one loop
-            params, opt_state = optimizer.apply(grads, state.opt_state, state.params)
-        else:
-            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-            params = apply_updates(state.params, updates)
+        params, opt_state = update_and_apply(optimizer, grads, state.opt_state, state.params)
         metrics = {"loss": loss, "aux": aux} if has_aux else {"loss": loss}
         skipped = state.skipped
         if skip_nonfinite:

@@ -19,7 +19,7 @@ from ._clip import (
     clip_grads_with_norm,
     get_total_norm,
 )
-from ._fused import FusedGradientTransformation
+from ._fused import FusedGradientTransformation, update_and_apply
 from ._groups import FROZEN, freeze, param_groups
 from ._nadam import NAdamState, nadam
 from ._plateau import PlateauState, ReduceLROnPlateau, reduce_lr_on_plateau, set_hyperparam
@@ -33,6 +33,7 @@ __all__ = [
     "GradientTransformation",
     "GradientTransformationExtraArgs",
     "apply_updates",
+    "update_and_apply",
     "AdagradState",
     "AdamState",
     "RMSpropState",

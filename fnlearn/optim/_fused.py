@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Array, Params
-from ._base import GradientTransformation, require_params
+from ._base import GradientTransformation, apply_updates, require_params
 
 SOURCE = Path(__file__).with_name("_fused.cc")
 KERNELS = {name: "FnlearnFused" + name.capitalize() for name in (
@@ -250,3 +250,15 @@ def maybe_fused(
         return apply(grads, state, require_params(params, name, "fused=True updates in place"))
 
     return FusedGradientTransformation(init, update, checked_apply)
+
+
+def update_and_apply(
+    optimizer: Any, grads: Params, state: Any, params: Params
+) -> tuple[Params, Any]:
+    """One optimizer step, ``(new_params, new_state)``: the fused in-place ``apply`` of a
+    ``fused=True`` optimizer, else ``update`` followed by :func:`apply_updates` (any optax
+    ``GradientTransformation``). What :func:`fnlearn.train.make_train_step` runs."""
+    if isinstance(optimizer, FusedGradientTransformation):
+        return optimizer.apply(grads, state, params)
+    updates, state = optimizer.update(grads, state, params)
+    return apply_updates(params, updates), state
