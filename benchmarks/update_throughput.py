@@ -11,7 +11,9 @@ torch's fused kernels) on the tree, ``fnlearn-fused-flat`` the same on
 a ``Flat``; ``fnlearn-flat`` keeps params, grads and state in one buffer per dtype
 (:class:`fnlearn.flat.Flat`, what ``make_train_step(..., flat=True)`` uses); ``fnlearn-tree`` and
 ``optax`` keep one array per leaf (500-leaf trees only for ``--tree-opts``: XLA compiles one
-kernel per leaf, which takes tens of seconds per optimizer).
+kernel per leaf, which takes tens of seconds per optimizer). ``jax-dispatch`` is a jitted step
+that returns the tree's params and state unchanged (donated): the time JAX takes to pass that
+many buffers in and out of any jitted call, a floor under every tree variant.
 """
 
 from __future__ import annotations
@@ -57,12 +59,14 @@ def parse_size(s: str) -> int:
     return int(float(s[:-1]) * (1 << 20)) if s.endswith("M") else int(s)
 
 
-def jax_variant(tx, params, grads, reps):
-    """Compile seconds and median ms of one donated update+apply step."""
+def jax_variant(tx, params, grads, reps, identity=False):
+    """Compile seconds and median ms of one donated update+apply step; with ``identity`` of a
+    step that returns params and state unchanged: what JAX's dispatch of those buffers costs
+    (the floor under any jitted update of that tree)."""
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(p, s, g):
-        return optim.update_and_apply(tx, g, s, p)
+        return (p, s) if identity else optim.update_and_apply(tx, g, s, p)
 
     live = [jax.tree.map(lambda x: x + 0, params), tx.init(params)]
     t = time.perf_counter()
@@ -123,6 +127,7 @@ def main(argv=None) -> list[dict]:
                     rows.append({**base, "variant": variant, "ms": ms, "compile_s": compile_s,
                                  "frac": (c_ms / ms) if c_ms else None})
 
+                add("jax-dispatch", *reversed(jax_variant(fl(), tree, gtree, a.reps, True)))
                 add("fnlearn-flat", *reversed(jax_variant(fl(), flat, gflat, a.reps)))
                 if not a.no_fused:
                     fused = partial(fl, fused=True)

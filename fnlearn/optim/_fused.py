@@ -4,7 +4,7 @@ XLA on CPU compiles an Adam update into three loops (new ``m``, new ``v``, then 
 reading both back): 40 bytes of memory traffic per float32 parameter where one loop needs 28,
 and the update is memory-bound (benchmarks/README.md). The kernels in ``_fused.cc`` read
 params, grads and state once and write them once, in place (XLA aliases each output to its
-donated input), taking every leaf in one call and splitting the work over XLA's intra-op
+donated input), taking up to 64 leaves per call and splitting the work over XLA's intra-op
 thread pool. They run the same elementwise rule as the XLA path, in the same order of
 operations, on per-step scalars computed by the same JAX code (tests/optim/test_fused.py holds
 both paths and torch's reference trajectories to the usual tolerances).
@@ -41,6 +41,10 @@ from ._base import GradientTransformation, apply_updates, require_params
 SOURCE = Path(__file__).with_name("_fused.cc")
 KERNELS = {name: "FnlearnFused" + name.capitalize() for name in (
     "sgd", "adagrad", "adam", "rmsprop", "adamax", "nadam", "radam", "adadelta", "asgd", "rprop")}
+# At most this many leaves per kernel call: XLA's CPU fusion pass is superlinear in the number
+# of aliased operands of one instruction (one call for 500 Adam leaves, 2,001 operands: 8 s of
+# compile, 7.4 s of it in that pass; 8 calls of 64 leaves: 0.7 s; benchmarks/README.md)
+LEAVES_PER_CALL = 64
 # bits of the kernels' `flags` attribute (enum Flag in _fused.cc)
 MAXIMIZE, WEIGHT_DECAY, MOMENTUM, NESTEROV, DECOUPLED, AMSGRAD, CENTERED = 1, 2, 4, 8, 16, 32, 64
 
@@ -58,6 +62,11 @@ class FusedGradientTransformation(NamedTuple):
     ``update`` + ``apply_updates`` for those. Elsewhere (another default backend,
     bfloat16/float16 buffers, a leaf whose dtype differs from the step's compute dtype) it
     runs the XLA rule.
+    In place means: jit your step with params and state donated, and return them in the
+    order they come in (``step(params, state, batch) -> (params, state, ...)``, as
+    ``make_train_step`` does). JAX pairs donated inputs with outputs of the same shape first
+    come, first served; ``jax.jit(apply, donate_argnums=(1, 2))`` pairs ``state`` buffers with
+    ``params`` outputs, and XLA then copies every buffer to honour that pairing.
     The kernel has no partitioning rule: on params sharded over several CPU devices XLA
     gathers each buffer to one device around it (same numbers, replicated result); keep
     ``fused=False`` for sharded training.
@@ -156,12 +165,12 @@ def fused_apply(
     params: Params,
     states: tuple[Params | None, ...],
 ) -> tuple[Params, tuple[Params | None, ...]]:
-    """``params + u`` and the new state: on CPU one kernel call for all float32/float64 leaves.
+    """``params + u`` and the new state: on CPU one kernel call per 64 float32/float64 leaves.
 
     Like torch's multi-tensor apply, the leaves the kernel can take (dtype = the step's compute
-    dtype, float32 or float64) go to one call that splits the work in chunks over XLA's thread
-    pool, whatever their number; the others take the optimizer's XLA ``rule``, as does every
-    leaf on another backend.
+    dtype, float32 or float64) go to kernel calls of up to :data:`LEAVES_PER_CALL` leaves each,
+    which split the work in chunks over XLA's thread pool; the others take the optimizer's XLA
+    ``rule``, as does every leaf on another backend.
 
     Args:
       kernel: a key of :data:`KERNELS`.
@@ -198,37 +207,38 @@ def fused_apply(
     for j in sorted(set(range(len(g_leaves))) - set(group)):
         for k, out in enumerate(xla(g_leaves[j], p_leaves[j], *[c[j] for c in live])):
             new[k][j] = out
-    if group:
-        count = len(group)
-        buffers = [[x[j] for j in group] for x in (p_leaves, g_leaves, *live)]
-
-        def on_cpu(vec, *flat):
-            ps = flat[:count]
-            out_types = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in ps] * (1 + len(live))
-            # param i and state k of leaf i are updated in place (args: vec, params, grads,
-            # states; results: params, states)
-            aliases = {1 + i: i for i in range(count)}
-            aliases.update({1 + (2 + k) * count + i: (1 + k) * count + i
-                            for k in range(len(live)) for i in range(count)})
-            call = jax.ffi.ffi_call(target, out_types, input_output_aliases=aliases)
-            return tuple(call(vec, *flat, flags=np.int64(flags)))
-
-        def elsewhere(vec, *flat):
-            del vec
-            cols = [flat[k * count:(k + 1) * count] for k in range(2 + len(live))]
-            outs = [xla(*(c[i] for c in cols)) for i in range(count)]
-            return tuple(o[k] for k in range(1 + len(live)) for o in outs)
-
-        flat = [x for col in buffers for x in col]
+    on_cpu = jax.default_backend() == "cpu"
+    for start in range(0, len(group), LEAVES_PER_CALL):
+        part = group[start:start + LEAVES_PER_CALL]
+        cols = [[x[j] for j in part] for x in (p_leaves, g_leaves, *live)]
         # Chosen at trace time from the default backend: lax.platform_dependent would trace
         # and lower the XLA rule for every leaf as well (seconds of compile on 500 leaves)
-        outs = (on_cpu if jax.default_backend() == "cpu" else elsewhere)(vec, *flat)
-        for k in range(1 + len(live)):
-            for i, j in enumerate(group):
-                new[k][j] = outs[k * count + i]
+        if on_cpu:
+            outs = _kernel_call(target, flags, vec, cols)
+        else:
+            per_leaf = [xla(*(c[i] for c in cols)) for i in range(len(part))]
+            outs = [[o[k] for o in per_leaf] for k in range(1 + len(live))]
+        for k, col in enumerate(outs):
+            for i, j in enumerate(part):
+                new[k][j] = col[i]
     it = iter(new[1:])
     new_states = tuple(None if c is None else treedef.unflatten(next(it)) for c in columns)
     return treedef.unflatten(new[0]), new_states
+
+
+def _kernel_call(target: str, flags: int, vec: Array, cols: list[list[Array]]
+                 ) -> list[list[Array]]:
+    """One kernel call on ``cols = [params, grads, state_0, ...]`` (lists of equal length):
+    returns ``[params, state_0, ...]``, each output aliased to its input (in place)."""
+    count, nstate = len(cols[0]), len(cols) - 2
+    out_types = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in cols[0]] * (1 + nstate)
+    # args: vec, params, grads, states; results: params, states
+    aliases = {1 + i: i for i in range(count)}
+    aliases.update({1 + (2 + k) * count + i: (1 + k) * count + i
+                    for k in range(nstate) for i in range(count)})
+    call = jax.ffi.ffi_call(target, out_types, input_output_aliases=aliases)
+    outs = call(vec, *(x for col in cols for x in col), flags=np.int64(flags))
+    return [list(outs[k * count:(k + 1) * count]) for k in range(1 + nstate)]
 
 
 def maybe_fused(
