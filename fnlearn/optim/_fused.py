@@ -34,6 +34,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.custom_partitioning import (
+    ArrayMapping,
+    SdyShardingRule,
+    custom_partitioning,
+)
+from jax.sharding import NamedSharding, PartitionSpec
 
 from .._typing import Array, Params
 from ._base import GradientTransformation, apply_updates, require_params
@@ -67,9 +73,8 @@ class FusedGradientTransformation(NamedTuple):
     ``make_train_step`` does). JAX pairs donated inputs with outputs of the same shape first
     come, first served; ``jax.jit(apply, donate_argnums=(1, 2))`` pairs ``state`` buffers with
     ``params`` outputs, and XLA then copies every buffer to honour that pairing.
-    The kernel has no partitioning rule: on params sharded over several CPU devices XLA
-    gathers each buffer to one device around it (same numbers, replicated result); keep
-    ``fused=False`` for sharded training.
+    Sharded params (``jit`` over several CPU devices) are updated shard by shard, each
+    device on its own buffers, and keep their sharding.
     """
 
     init: Callable[[Params], Any]
@@ -229,16 +234,59 @@ def fused_apply(
 def _kernel_call(target: str, flags: int, vec: Array, cols: list[list[Array]]
                  ) -> list[list[Array]]:
     """One kernel call on ``cols = [params, grads, state_0, ...]`` (lists of equal length):
-    returns ``[params, state_0, ...]``, each output aliased to its input (in place)."""
+    returns ``[params, state_0, ...]``, each output aliased to its input (in place).
+
+    The call is elementwise, so under ``jit`` over several devices (custom_partitioning) each
+    device runs it on its own shards: every buffer of leaf ``i`` takes the sharding of param
+    ``i``, and so do the results; the scalars are replicated. On one device it is the plain
+    call."""
     count, nstate = len(cols[0]), len(cols) - 2
-    out_types = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in cols[0]] * (1 + nstate)
+    call = custom_partitioning(_local_call, static_argnums=(0, 1, 2))
+    leaf = [j % count for j in range(count * (2 + nstate))]  # operand (after vec) -> leaf
+    n_out = count * (1 + nstate)
+
+    def result_shardings(arg_shapes):
+        return tuple(arg_shapes[1 + j % count].sharding for j in range(n_out))
+
+    def partition(target, flags, nstate, mesh, arg_shapes, result_shape):
+        del result_shape
+        args = (NamedSharding(mesh, PartitionSpec()),
+                *(arg_shapes[1 + i].sharding for i in leaf))
+
+        def lower(vec, *flat):
+            return _local_call(target, flags, nstate, vec, *flat)
+
+        return mesh, lower, result_shardings(arg_shapes), args
+
+    def infer(target, flags, nstate, mesh, arg_shapes, result_shape):
+        del target, flags, nstate, mesh, result_shape
+        return result_shardings(arg_shapes)
+
+    def dims(i):  # one passthrough factor per dimension of leaf i
+        return ArrayMapping(*(f"l{i}d{d}" for d in range(cols[0][i].ndim)))
+
+    call.def_partition(
+        partition=partition, infer_sharding_from_operands=infer,
+        sharding_rule=SdyShardingRule(
+            operand_mappings=(ArrayMapping("s"), *(dims(i) for i in leaf)),
+            result_mappings=tuple(dims(j % count) for j in range(n_out)),
+            need_replication_factors=("s",)))
+    outs = call(target, flags, nstate, vec, *(x for col in cols for x in col))
+    return [list(outs[k * count:(k + 1) * count]) for k in range(1 + nstate)]
+
+
+def _local_call(target: str, flags: int, nstate: int, vec: Array, *flat: Array
+                ) -> tuple[Array, ...]:
+    """The kernel's custom call on ``flat = params + grads + states`` (one device's buffers):
+    results ``params + states``, each aliased to its input."""
+    count = len(flat) // (2 + nstate)
+    out_types = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in flat[:count]] * (1 + nstate)
     # args: vec, params, grads, states; results: params, states
     aliases = {1 + i: i for i in range(count)}
     aliases.update({1 + (2 + k) * count + i: (1 + k) * count + i
                     for k in range(nstate) for i in range(count)})
     call = jax.ffi.ffi_call(target, out_types, input_output_aliases=aliases)
-    outs = call(vec, *(x for col in cols for x in col), flags=np.int64(flags))
-    return [list(outs[k * count:(k + 1) * count]) for k in range(1 + nstate)]
+    return tuple(call(vec, *flat, flags=np.int64(flags)))
 
 
 def maybe_fused(
