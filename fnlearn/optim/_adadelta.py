@@ -7,7 +7,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
@@ -17,7 +16,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
+from ._fused import MAXIMIZE, WEIGHT_DECAY, Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus
 
 
@@ -144,23 +143,9 @@ def adadelta(
             u_t = r * u_prev + one_minus_r * (delta * delta)
             return (-gamma * delta).astype(grad.dtype), v_t.astype(v.dtype), u_t.astype(u.dtype)
 
-        return params, leaf, [gamma, r, one_minus_r, epsilon, lam]
+        return Prepared(params, leaf, [gamma, r, one_minus_r, epsilon, lam],
+                        (state.square_avg, state.acc_delta),
+                        lambda v, u: AdadeltaState(state.step + 1, v, u))
 
-    def update(
-        grads: Params, state: AdadeltaState, params: Params | None = None
-    ) -> tuple[Params, AdadeltaState]:
-        params, leaf, _ = prepare(grads, state, params)
-        updates, square_avg, acc_delta = tree_map_tuple(
-            leaf, grads, params, state.square_avg, state.acc_delta, n_out=3
-        )
-        return updates, AdadeltaState(state.step + 1, square_avg, acc_delta)
-
-    def apply(grads: Params, state: AdadeltaState, params: Params):
-        params, leaf, scalars = prepare(grads, state, params)
-        params, (square_avg, acc_delta) = fused_apply(
-            "adadelta", MAXIMIZE * maximize | WEIGHT_DECAY * l2, scalars, leaf, grads, params,
-            (state.square_avg, state.acc_delta),
-        )
-        return params, AdadeltaState(state.step + 1, square_avg, acc_delta)
-
-    return maybe_fused(fused, "adadelta", init, update, apply)
+    flags = MAXIMIZE * maximize | WEIGHT_DECAY * l2
+    return elementwise("adadelta", "adadelta", flags, fused, init, prepare)

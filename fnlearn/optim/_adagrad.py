@@ -23,7 +23,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
@@ -32,7 +31,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
+from ._fused import MAXIMIZE, WEIGHT_DECAY, Prepared, elementwise
 from ._schedule import resolve
 
 
@@ -140,18 +139,8 @@ def adagrad(
             u = -clr * (g / (jnp.sqrt(s_t) + epsilon))
             return u.astype(grad.dtype), s_t.astype(s.dtype)
 
-        return params, rule, [clr, lam, epsilon]
-
-    def update(grads: Params, state: AdagradState, params: Params | None = None):
-        params, rule, _ = prepare(grads, state, params)
-        updates, s = tree_map_tuple(rule, grads, params, state.sum, n_out=2)
-        return updates, AdagradState(step=state.step + 1, sum=s)
+        return Prepared(params, rule, [clr, lam, epsilon], (state.sum,),
+                        lambda s: AdagradState(step=state.step + 1, sum=s))
 
     flags = MAXIMIZE * maximize | WEIGHT_DECAY * (not is_zero(weight_decay))
-
-    def apply(grads: Params, state: AdagradState, params: Params):
-        params, rule, scalars = prepare(grads, state, params)
-        params, (s,) = fused_apply("adagrad", flags, scalars, rule, grads, params, (state.sum,))
-        return params, AdagradState(step=state.step + 1, sum=s)
-
-    return maybe_fused(fused, "adagrad", init, update, apply)
+    return elementwise("adagrad", "adagrad", flags, fused, init, prepare)

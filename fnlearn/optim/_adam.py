@@ -30,7 +30,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
@@ -39,7 +38,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import AMSGRAD, DECOUPLED, MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
+from ._fused import AMSGRAD, DECOUPLED, MAXIMIZE, WEIGHT_DECAY, Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
 
@@ -238,29 +237,11 @@ def _adam(
 
         scalars = [one_minus_b1, b2, one_minus_b2, step_size, bias_correction2_sqrt, epsilon,
                    lam, 1 - gamma * lam]
-        return params, rule, scalars
-
-    def update(grads: Params, state: AdamState, params: Params | None = None):
-        params, rule, _ = prepare(grads, state, params)
-        updates, m, v, v_max = tree_map_tuple(
-            rule, grads, params, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, n_out=4
-        )
-        return updates, AdamState(
-            step=state.step + 1, exp_avg=m, exp_avg_sq=v, max_exp_avg_sq=v_max
-        )
+        return Prepared(
+            params, rule, scalars, (state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq),
+            lambda m, v, v_max: AdamState(state.step + 1, m, v, v_max))
 
     decay = not is_zero(weight_decay)
     flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (decay and not decoupled)
              | DECOUPLED * (decay and decoupled) | AMSGRAD * amsgrad)
-
-    def apply(grads: Params, state: AdamState, params: Params):
-        params, rule, scalars = prepare(grads, state, params)
-        params, (m, v, v_max) = fused_apply(
-            "adam", flags, scalars, rule, grads, params,
-            (state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq),
-        )
-        return params, AdamState(
-            step=state.step + 1, exp_avg=m, exp_avg_sq=v, max_exp_avg_sq=v_max
-        )
-
-    return maybe_fused(fused, name, init, update, apply)
+    return elementwise(name, "adam", flags, fused, init, prepare)

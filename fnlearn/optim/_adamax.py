@@ -7,7 +7,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
@@ -16,7 +15,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
+from ._fused import MAXIMIZE, WEIGHT_DECAY, Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
 
@@ -134,23 +133,9 @@ def adamax(
             u_t = jnp.maximum(b2 * u.astype(dtype), jnp.abs(g) + epsilon)
             return (-clr * (m_t / u_t)).astype(grad.dtype), m_t.astype(m.dtype), u_t.astype(u.dtype)
 
-        return params, leaf, [b1, one_minus_b1, b2, epsilon, lam, clr]
+        return Prepared(params, leaf, [b1, one_minus_b1, b2, epsilon, lam, clr],
+                        (state.exp_avg, state.exp_inf),
+                        lambda m, u: AdamaxState(state.step + 1, m, u))
 
-    def update(
-        grads: Params, state: AdamaxState, params: Params | None = None
-    ) -> tuple[Params, AdamaxState]:
-        params, leaf, _ = prepare(grads, state, params)
-        updates, exp_avg, exp_inf = tree_map_tuple(
-            leaf, grads, params, state.exp_avg, state.exp_inf, n_out=3
-        )
-        return updates, AdamaxState(state.step + 1, exp_avg, exp_inf)
-
-    def apply(grads: Params, state: AdamaxState, params: Params):
-        params, leaf, scalars = prepare(grads, state, params)
-        params, (exp_avg, exp_inf) = fused_apply(
-            "adamax", MAXIMIZE * maximize | WEIGHT_DECAY * l2, scalars, leaf, grads, params,
-            (state.exp_avg, state.exp_inf),
-        )
-        return params, AdamaxState(state.step + 1, exp_avg, exp_inf)
-
-    return maybe_fused(fused, "adamax", init, update, apply)
+    flags = MAXIMIZE * maximize | WEIGHT_DECAY * l2
+    return elementwise("adamax", "adamax", flags, fused, init, prepare)

@@ -7,7 +7,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
@@ -16,7 +15,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
+from ._fused import MAXIMIZE, WEIGHT_DECAY, Prepared, elementwise
 from ._schedule import resolve
 
 
@@ -156,20 +155,9 @@ def asgd(
         eta_next = lr_t / (1 + lam * lr_t * t) ** resolve(alpha, count, dtype)
         mu_next = 1 / jnp.maximum(1, t - resolve(t0, count, dtype))
         stored = state.eta.dtype
-        return (params, leaf, [-(lam * eta), eta, omega, mu],
-                (eta_next.astype(stored), mu_next.astype(stored)))
+        eta_next, mu_next = eta_next.astype(stored), mu_next.astype(stored)
+        return Prepared(params, leaf, [-(lam * eta), eta, omega, mu], (state.ax,),
+                        lambda ax: ASGDState(state.step + 1, eta_next, mu_next, ax))
 
-    def update(
-        grads: Params, state: ASGDState, params: Params | None = None
-    ) -> tuple[Params, ASGDState]:
-        params, leaf, _, (eta, mu) = prepare(grads, state, params)
-        updates, ax = tree_map_tuple(leaf, grads, params, state.ax, n_out=2)
-        return updates, ASGDState(state.step + 1, eta, mu, ax)
-
-    def apply(grads: Params, state: ASGDState, params: Params):
-        params, leaf, scalars, (eta, mu) = prepare(grads, state, params)
-        params, (ax,) = fused_apply("asgd", MAXIMIZE * maximize | WEIGHT_DECAY * l2, scalars,
-                                    leaf, grads, params, (state.ax,))
-        return params, ASGDState(state.step + 1, eta, mu, ax)
-
-    return maybe_fused(fused, "asgd", init, update, apply)
+    flags = MAXIMIZE * maximize | WEIGHT_DECAY * l2
+    return elementwise("asgd", "asgd", flags, fused, init, prepare)

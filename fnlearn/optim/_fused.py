@@ -41,6 +41,7 @@ from jax.experimental.custom_partitioning import (
 )
 from jax.sharding import NamedSharding, PartitionSpec
 
+from .._tree import tree_map_tuple
 from .._typing import Array, Params
 from ._base import GradientTransformation, apply_updates, require_params
 
@@ -287,6 +288,44 @@ def _local_call(target: str, flags: int, nstate: int, vec: Array, *flat: Array
                     for k in range(nstate) for i in range(count)})
     call = jax.ffi.ffi_call(target, out_types, input_output_aliases=aliases)
     return tuple(call(vec, *flat, flags=np.int64(flags)))
+
+
+class Prepared(NamedTuple):
+    """One step of an elementwise optimizer before it touches a buffer: what its ``prepare``
+    returns, shared by the XLA ``update`` and the fused ``apply`` (:func:`elementwise`)."""
+
+    params: Params | None  # what the rule reads as theta (None where it reads no params)
+    rule: Callable[..., tuple]  # rule(grad, theta, *buffers) -> (update, *new_buffers)
+    scalars: list[Array]  # the kernel's per-step scalars, in its order
+    buffers: tuple[Params | None, ...]  # the state's per-parameter trees (None: unused)
+    next_state: Callable[..., Any]  # next_state(*new_buffers) -> the new state
+
+
+def elementwise(
+    name: str,
+    kernel: str,
+    flags: int,
+    fused: bool,
+    init: Callable[[Params], Any],
+    prepare: Callable[[Params, Any, Params | None], Prepared],
+):
+    """An elementwise optimizer from its ``init`` and ``prepare``: ``update`` maps the rule
+    over the leaves (XLA), ``apply`` (with ``fused``) runs kernel ``kernel`` with ``flags``
+    on the same scalars; see :func:`maybe_fused`."""
+
+    def update(grads: Params, state: Any, params: Params | None = None):
+        step = prepare(grads, state, params)
+        updates, *new = tree_map_tuple(step.rule, grads, step.params, *step.buffers,
+                                       n_out=1 + len(step.buffers))
+        return updates, step.next_state(*new)
+
+    def apply(grads: Params, state: Any, params: Params):
+        step = prepare(grads, state, params)
+        params, new = fused_apply(kernel, flags, step.scalars, step.rule, grads, params,
+                                  step.buffers)
+        return params, step.next_state(*new)
+
+    return maybe_fused(fused, name, init, update, apply)
 
 
 def maybe_fused(

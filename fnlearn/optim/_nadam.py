@@ -7,7 +7,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
@@ -17,7 +16,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
+from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY, Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
 
@@ -178,25 +177,10 @@ def nadam(
 
         scalars = [-gamma * lam, lam, b1, one_minus_b1, b2, one_minus_b2, bias_correction2,
                    epsilon, c_g, c_m]
-        return params, leaf, scalars, mu_product.astype(state.mu_product.dtype)
-
-    def update(
-        grads: Params, state: NAdamState, params: Params | None = None
-    ) -> tuple[Params, NAdamState]:
-        params, leaf, _, mu_product = prepare(grads, state, params)
-        updates, exp_avg, exp_avg_sq = tree_map_tuple(
-            leaf, grads, params, state.exp_avg, state.exp_avg_sq, n_out=3
-        )
-        return updates, NAdamState(state.step + 1, mu_product, exp_avg, exp_avg_sq)
+        mu_product = mu_product.astype(state.mu_product.dtype)
+        return Prepared(params, leaf, scalars, (state.exp_avg, state.exp_avg_sq),
+                        lambda m, v: NAdamState(state.step + 1, mu_product, m, v))
 
     flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (decay and not decoupled_weight_decay)
              | DECOUPLED * (decay and decoupled_weight_decay))
-
-    def apply(grads: Params, state: NAdamState, params: Params):
-        params, leaf, scalars, mu_product = prepare(grads, state, params)
-        params, (exp_avg, exp_avg_sq) = fused_apply(
-            "nadam", flags, scalars, leaf, grads, params, (state.exp_avg, state.exp_avg_sq)
-        )
-        return params, NAdamState(state.step + 1, mu_product, exp_avg, exp_avg_sq)
-
-    return maybe_fused(fused, "nadam", init, update, apply)
+    return elementwise("nadam", "nadam", flags, fused, init, prepare)

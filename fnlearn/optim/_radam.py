@@ -7,7 +7,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
@@ -16,7 +15,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY, fused_apply, maybe_fused
+from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY, Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
 
@@ -169,25 +168,9 @@ def radam(
 
         scalars = [-gamma * lam, lam, b1, one_minus_b1, b2, one_minus_b2, bias_correction1,
                    epsilon, sqrt_bias_correction2, rectify.astype(dtype), gamma, r]
-        return params, leaf, scalars
-
-    def update(
-        grads: Params, state: RAdamState, params: Params | None = None
-    ) -> tuple[Params, RAdamState]:
-        params, leaf, _ = prepare(grads, state, params)
-        updates, exp_avg, exp_avg_sq = tree_map_tuple(
-            leaf, grads, params, state.exp_avg, state.exp_avg_sq, n_out=3
-        )
-        return updates, RAdamState(state.step + 1, exp_avg, exp_avg_sq)
+        return Prepared(params, leaf, scalars, (state.exp_avg, state.exp_avg_sq),
+                        lambda m, v: RAdamState(state.step + 1, m, v))
 
     flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (decay and not decoupled_weight_decay)
              | DECOUPLED * (decay and decoupled_weight_decay))
-
-    def apply(grads: Params, state: RAdamState, params: Params):
-        params, leaf, scalars = prepare(grads, state, params)
-        params, (exp_avg, exp_avg_sq) = fused_apply(
-            "radam", flags, scalars, leaf, grads, params, (state.exp_avg, state.exp_avg_sq)
-        )
-        return params, RAdamState(state.step + 1, exp_avg, exp_avg_sq)
-
-    return maybe_fused(fused, "radam", init, update, apply)
+    return elementwise("radam", "radam", flags, fused, init, prepare)

@@ -31,7 +31,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
@@ -40,7 +39,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import CENTERED, MAXIMIZE, MOMENTUM, WEIGHT_DECAY, fused_apply, maybe_fused
+from ._fused import CENTERED, MAXIMIZE, MOMENTUM, WEIGHT_DECAY, Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus
 
 
@@ -175,28 +174,11 @@ def rmsprop(
                 u = -gamma * (g / avg)
             return u.astype(grad.dtype), v_t.astype(v.dtype), b, g_ave
 
-        return params, rule, [gamma, a, one_minus_a, epsilon, lam, mu]
-
-    def update(grads: Params, state: RMSpropState, params: Params | None = None):
-        params, rule, _ = prepare(grads, state, params)
-        updates, v, b, g_ave = tree_map_tuple(
-            rule, grads, params, state.square_avg, state.momentum_buffer, state.grad_avg, n_out=4
-        )
-        return updates, RMSpropState(
-            step=state.step + 1, square_avg=v, momentum_buffer=b, grad_avg=g_ave
-        )
+        return Prepared(
+            params, rule, [gamma, a, one_minus_a, epsilon, lam, mu],
+            (state.square_avg, state.momentum_buffer, state.grad_avg),
+            lambda v, b, g_ave: RMSpropState(state.step + 1, v, b, g_ave))
 
     flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (not is_zero(weight_decay))
              | CENTERED * centered | MOMENTUM * use_momentum)
-
-    def apply(grads: Params, state: RMSpropState, params: Params):
-        params, rule, scalars = prepare(grads, state, params)
-        params, (v, b, g_ave) = fused_apply(
-            "rmsprop", flags, scalars, rule, grads, params,
-            (state.square_avg, state.momentum_buffer, state.grad_avg),
-        )
-        return params, RMSpropState(
-            step=state.step + 1, square_avg=v, momentum_buffer=b, grad_avg=g_ave
-        )
-
-    return maybe_fused(fused, "rmsprop", init, update, apply)
+    return elementwise("rmsprop", "rmsprop", flags, fused, init, prepare)

@@ -7,10 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import GradientTransformation, check_nonnegative, compute_dtype, is_static
-from ._fused import MAXIMIZE, fused_apply, maybe_fused
+from ._fused import MAXIMIZE, Prepared, elementwise
 from ._schedule import resolve
 
 
@@ -108,8 +107,9 @@ def rprop(
         prev = jax.tree.map(jnp.zeros_like, params)
         return RpropState(jnp.zeros((), jnp.int32), prev, step_size)
 
-    def prepare(grads: Params, state: RpropState):
+    def prepare(grads: Params, state: RpropState, params: Params | None):
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
+        del params  # Rprop uses only the gradients' signs
         # Per-step scalars, in the compute dtype (never below float32).
         dtype = compute_dtype(grads)
         count = state.step
@@ -127,22 +127,8 @@ def rprop(
             u = -jnp.sign(g) * eta
             return u.astype(grad.dtype), g.astype(prev.dtype), eta.astype(step_size.dtype)
 
-        return leaf, [etaminus, etaplus, step_size_min, step_size_max]
+        return Prepared(None, leaf, [etaminus, etaplus, step_size_min, step_size_max],
+                        (state.prev, state.step_size),
+                        lambda prev, eta: RpropState(state.step + 1, prev, eta))
 
-    def update(
-        grads: Params, state: RpropState, params: Params | None = None
-    ) -> tuple[Params, RpropState]:
-        del params  # Rprop uses only the gradients' signs
-        leaf, _ = prepare(grads, state)
-        updates, prev, step_size = tree_map_tuple(
-            leaf, grads, None, state.prev, state.step_size, n_out=3
-        )
-        return updates, RpropState(state.step + 1, prev, step_size)
-
-    def apply(grads: Params, state: RpropState, params: Params):
-        leaf, scalars = prepare(grads, state)
-        params, (prev, step_size) = fused_apply("rprop", MAXIMIZE * maximize, scalars, leaf,
-                                                grads, params, (state.prev, state.step_size))
-        return params, RpropState(state.step + 1, prev, step_size)
-
-    return maybe_fused(fused, "rprop", init, update, apply)
+    return elementwise("rprop", "rprop", MAXIMIZE * maximize, fused, init, prepare)

@@ -24,7 +24,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
@@ -34,7 +33,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, MOMENTUM, NESTEROV, WEIGHT_DECAY, fused_apply, maybe_fused
+from ._fused import MAXIMIZE, MOMENTUM, NESTEROV, WEIGHT_DECAY, Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus
 
 
@@ -151,20 +150,9 @@ def sgd(
                 b = b_t.astype(b.dtype)
             return (-gamma * g).astype(grad.dtype), b
 
-        return params, rule, [gamma, lam, mu, one_minus_tau]
-
-    def update(grads: Params, state: SGDState, params: Params | None = None):
-        params, rule, _ = prepare(grads, state, params)
-        updates, buffer = tree_map_tuple(rule, grads, params, state.momentum_buffer, n_out=2)
-        return updates, SGDState(step=state.step + 1, momentum_buffer=buffer)
+        return Prepared(params, rule, [gamma, lam, mu, one_minus_tau], (state.momentum_buffer,),
+                        lambda b: SGDState(step=state.step + 1, momentum_buffer=b))
 
     flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (not is_zero(weight_decay))
              | MOMENTUM * use_momentum | NESTEROV * nesterov)
-
-    def apply(grads: Params, state: SGDState, params: Params):
-        params, rule, scalars = prepare(grads, state, params)
-        params, (buffer,) = fused_apply("sgd", flags, scalars, rule, grads, params,
-                                        (state.momentum_buffer,))
-        return params, SGDState(step=state.step + 1, momentum_buffer=buffer)
-
-    return maybe_fused(fused, "sgd", init, update, apply)
+    return elementwise("sgd", "sgd", flags, fused, init, prepare)
