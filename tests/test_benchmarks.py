@@ -45,6 +45,7 @@ def test_update_throughput_runs(bench):
     variants = {(r["optimizer"], r["leaves"], r["variant"]) for r in rows}
     assert ("adam", 5, "fnlearn-flat") in variants and ("sgd", 5, "optax") in variants
     assert ("adam", 1, "fnlearn-fused") in variants and ("sgd", 5, "fnlearn-fused-flat") in variants
+    assert ("sgd", 5, "jax-dispatch") in variants
     assert all(r["ms"] > 0 for r in rows)
 
 
@@ -71,4 +72,5 @@ def test_train_step_many_leaves_runs(bench):
 
     rows = train_step_many_leaves.main(["--size", "8192", "--leaves", "4", "--reps", "1"])
     assert [r["variant"] for r in rows] == ["fnlearn (tree)", "fnlearn (tree, fused=True)",
-                                            "fnlearn (flat=True)", "optax (tree)"]
+                                            "fnlearn (flat=True)", "optax (tree)",
+                                            "loss + grads only (no update)"]
