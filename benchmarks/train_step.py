@@ -1,18 +1,21 @@
 """End-to-end train step: fnlearn vs flax+optax (jitted, donated) vs torch eager and torch.compile.
 
-    python benchmarks/train_step.py [--reps 30] [--no-compile]
+    python benchmarks/train_step.py [--reps 30] [--rounds 3] [--no-compile]
 
 On CPU, fnlearn and flax+optax are also run with ``compiler_options={"xla_cpu_use_xnnpack":
 True}`` (``make_train_step(..., compiler_options=...)``, ``jax.jit(..., compiler_options=...)``).
 Models (ReLU MLPs, cross-entropy, Adam lr 1e-3, float32): digits 64-256-256-10 at batch 128,
 and 784-1024-1024-10 at batch 256, random data of those shapes. One step = forward, backward,
-optimizer update; median ms over repeats after warm-up.
+optimizer update; median ms over repeats after warm-up, then the median over ``--rounds``
+interleaved rounds of the JAX variants (torch runs once). ``fnlearn, fused=True`` is
+``adam(fused=True)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -39,9 +42,9 @@ def mlp(params, x):
     return x @ w + b
 
 
-def bench_fnlearn(weights, x, y, reps, options=None):
+def bench_fnlearn(weights, x, y, reps, options=None, fused=False):
     params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]
-    opt = optim.adam(1e-3)
+    opt = optim.adam(1e-3, fused=fused)
     step = train.make_train_step(lambda p, b: losses.cross_entropy(mlp(p, b[0]), b[1]), opt,
                                  compiler_options=options)
     st = [train.TrainState.create(params, opt)]
@@ -125,6 +128,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the JAX variants")
     a = ap.parse_args(argv)
     rows = []
     for name in a.models.split(","):
@@ -133,12 +137,22 @@ def main(argv=None) -> list[dict]:
         rng = np.random.default_rng(1)
         x = jnp.asarray(rng.standard_normal((batch, sizes[0]), dtype=np.float32))
         y = jnp.asarray(rng.integers(0, sizes[-1], batch))
-        res = {"fnlearn": bench_fnlearn(weights, x, y, a.reps),
-               "flax+optax": bench_flax(weights, x, y, a.reps)}
+        jax_variants = {
+            "fnlearn": partial(bench_fnlearn, weights, x, y, a.reps),
+            "fnlearn, fused=True": partial(bench_fnlearn, weights, x, y, a.reps, fused=True),
+            "flax+optax": partial(bench_flax, weights, x, y, a.reps)}
         if jax.default_backend() == "cpu":
             # the same steps with XNNPACK matmuls (an XLA option of the step's jit only)
-            res["fnlearn, xnnpack"] = bench_fnlearn(weights, x, y, a.reps, XNNPACK)
-            res["flax+optax, xnnpack"] = bench_flax(weights, x, y, a.reps, XNNPACK)
+            jax_variants["fnlearn, xnnpack"] = partial(bench_fnlearn, weights, x, y, a.reps,
+                                                       XNNPACK)
+            jax_variants["flax+optax, xnnpack"] = partial(bench_flax, weights, x, y, a.reps,
+                                                          XNNPACK)
+        # interleaved rounds, median over rounds: the machine's drift hits every variant alike
+        times = {v: [] for v in jax_variants}
+        for _ in range(a.rounds):
+            for v, bench in jax_variants.items():
+                times[v].append(bench())
+        res = {v: float(np.median(t)) for v, t in times.items()}
         if not a.no_torch:
             try:
                 res["torch eager"] = bench_torch(weights, x, y, a.reps, compiled=False)

@@ -13,10 +13,11 @@ Elementwise update rules give the same results on a ``Flat`` and on the tree it 
 float round-off: XLA may fuse the two layouts differently).
 
 .. warning::
-   Measured on CPU (benchmarks/README.md): the update alone is 3.5x faster than optax on a
-   500-leaf, 16M-parameter tree, but a whole train step on such a model was 1.6x *slower* with
-   ``Flat`` than on the tree, because the views and the gradient's ``concatenate`` move more
-   bytes (and page-fault more fresh buffers) than the update saves. Measure your model.
+   Measured on CPU (benchmarks/README.md): the update alone is 2-4x faster than optax on
+   a 500-leaf, 16M-parameter tree, but a whole train step on such a model was 1.2-1.6x
+   *slower* with ``Flat`` than on the tree, because the views and the gradient's
+   ``concatenate`` move more bytes (and page-fault more fresh buffers) than the update saves;
+   there ``fused=True`` on the tree was the fastest step. Measure your model.
 
 Example::
 

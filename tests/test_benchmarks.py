@@ -61,8 +61,9 @@ def test_peak_memory_runs(bench):
 def test_train_step_runs(bench):
     import train_step
 
-    rows = train_step.main(["--reps", "1", "--no-torch", "--models", "digits-mlp"])
-    assert {r["variant"] for r in rows} >= {"fnlearn", "flax+optax"}
+    rows = train_step.main(["--reps", "1", "--no-torch", "--models", "digits-mlp",
+                            "--rounds", "1"])
+    assert {r["variant"] for r in rows} >= {"fnlearn", "fnlearn, fused=True", "flax+optax"}
     if jax.default_backend() == "cpu":
         assert {"fnlearn, xnnpack", "flax+optax, xnnpack"} <= {r["variant"] for r in rows}
 
