@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import custom_batching
 from jax.experimental.custom_partitioning import (
     ArrayMapping,
     SdyShardingRule,
@@ -61,14 +62,16 @@ class FusedGradientTransformation(NamedTuple):
 
     ``update`` is the ordinary XLA path (composable with ``optax.chain`` and friends);
     ``apply(grads, state, params) -> (params, state)`` is ``update`` followed by
-    :func:`~fnlearn.optim.apply_updates`, done on CPU by one fused kernel call for all leaves.
+    :func:`~fnlearn.optim.apply_updates`, done on CPU by one fused kernel call per 64 leaves.
     :func:`fnlearn.train.make_train_step` uses ``apply`` when the optimizer has it.
 
     ``apply`` is meant for the train step, as torch's fused kernels are: on CPU it cannot be
-    differentiated (``jax.grad`` through it, e.g. for hypergradients) or ``vmap``-ped; use
-    ``update`` + ``apply_updates`` for those. Elsewhere (another default backend,
-    bfloat16/float16 buffers, a leaf whose dtype differs from the step's compute dtype) it
-    runs the XLA rule.
+    differentiated (``jax.grad`` through it, e.g. for hypergradients, raises a TypeError);
+    use ``update`` + ``apply_updates`` for that. Under ``vmap`` (an ensemble of models) it
+    runs one kernel call over the whole batch when the per-step scalars are shared, one call
+    per member when they differ (e.g. a vmapped state's ``step``). Elsewhere (another default
+    backend, bfloat16/float16 buffers, a leaf whose dtype differs from the step's compute
+    dtype) it runs the XLA rule.
     In place means: jit your step with params and state donated, and return them in the
     order they come in (``step(params, state, batch) -> (params, state, ...)``, as
     ``make_train_step`` does). JAX pairs donated inputs with outputs of the same shape first
@@ -189,7 +192,6 @@ def fused_apply(
     Returns:
       ``(new_params, new_states)``.
     """
-    target = KERNELS[kernel]
     vec = jnp.stack([jnp.asarray(x) for x in scalars])
     g_leaves, treedef = jax.tree.flatten(grads)
     p_leaves = treedef.flatten_up_to(params)
@@ -220,7 +222,7 @@ def fused_apply(
         # Chosen at trace time from the default backend: lax.platform_dependent would trace
         # and lower the XLA rule for every leaf as well (seconds of compile on 500 leaves)
         if on_cpu:
-            outs = _kernel_call(target, flags, vec, cols)
+            outs = _traceable_kernel_call(kernel, flags, vec, cols)
         else:
             per_leaf = [xla(*(c[i] for c in cols)) for i in range(len(part))]
             outs = [[o[k] for o in per_leaf] for k in range(1 + len(live))]
@@ -230,6 +232,49 @@ def fused_apply(
     it = iter(new[1:])
     new_states = tuple(None if c is None else treedef.unflatten(next(it)) for c in columns)
     return treedef.unflatten(new[0]), new_states
+
+
+def _traceable_kernel_call(kernel: str, flags: int, vec: Array, cols: list[list[Array]]
+                           ) -> list[list[Array]]:
+    """:func:`_kernel_call` under JAX's transformations. ``vmap``: with shared scalars one
+    call on the batched buffers (the rule is elementwise), with per-member scalars (a
+    vmapped state's step, a batched lr) one call per member, stacked (not in place).
+    Differentiation raises a TypeError naming the way out (``update`` + ``apply_updates``)."""
+    shape = [len(c) for c in cols]
+
+    def split(flat):
+        it = iter(flat)
+        return [[next(it) for _ in range(n)] for n in shape]
+
+    @jax.custom_jvp
+    def call(vec, *flat):
+        return batched_call(vec, *flat)
+
+    @custom_batching.custom_vmap
+    def batched_call(vec, *flat):
+        return tuple(x for col in _kernel_call(KERNELS[kernel], flags, vec, split(flat))
+                     for x in col)
+
+    @batched_call.def_vmap
+    def _vmap(axis_size, in_batched, vec, *flat):
+        flat = [x if b else jnp.broadcast_to(x, (axis_size, *x.shape))
+                for x, b in zip(flat, in_batched[1:], strict=True)]
+        if not in_batched[0]:  # shared scalars: one elementwise call over the whole batch
+            outs = batched_call(vec, *flat)
+        else:  # per-member scalars (e.g. vmapped states, lr): one call per member, stacked
+            per = [batched_call(vec[b], *(x[b] for x in flat)) for b in range(axis_size)]
+            outs = tuple(jnp.stack(col) for col in zip(*per, strict=True))
+        return outs, (True,) * len(outs)
+
+    @call.defjvp
+    def _jvp(primals, tangents):
+        raise TypeError(
+            f"{kernel}(fused=True): apply is not differentiable (the kernel updates buffers in "
+            "place); differentiate update + apply_updates instead, e.g. with fused=False"
+        )
+
+    outs, count = call(vec, *(x for col in cols for x in col)), len(cols[0])
+    return [list(outs[k * count:(k + 1) * count]) for k in range(len(cols) - 1)]
 
 
 def _kernel_call(target: str, flags: int, vec: Array, cols: list[list[Array]]

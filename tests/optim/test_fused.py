@@ -203,6 +203,46 @@ def test_make_train_step_uses_the_fused_apply():
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 
 
+@on_cpu
+def test_vmapped_apply_equals_the_xla_path():
+    """An ensemble under vmap: shared scalars take one kernel call for the batch, per-member
+    scalars (a vmapped state's step) one call per member; both give the XLA path's numbers."""
+    rng = np.random.default_rng(3)
+    params = {"a": jnp.asarray(rng.standard_normal((3, 5)), jnp.float32),
+              "b": jnp.asarray(rng.standard_normal(3), jnp.float32)}
+    grads = _grads(params, 0)
+    for fused, plain, calls in [(optim.rprop(0.1, fused=True), optim.rprop(0.1), 1),
+                                (optim.adam(0.1, amsgrad=True, fused=True),
+                                 optim.adam(0.1, amsgrad=True), 3)]:
+        step = jax.jit(jax.vmap(lambda p, s, g, f=fused: f.apply(g, s, p)))
+        states = jax.vmap(fused.init)(params)
+        hlo = step.lower(params, states, grads).compile().as_text()
+        assert len(re.findall(r"custom_call_target=\"FnlearnFused", hlo)) == calls
+        got = step(params, states, grads)
+
+        def ref(p, s, g, opt=plain):
+            u, s = opt.update(g, s, p)
+            return optim.apply_updates(p, u), s
+
+        want = jax.vmap(ref)(params, jax.vmap(plain.init)(params), grads)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-7)
+
+
+def test_differentiating_the_fused_apply_names_the_alternative():
+    params = {"w": jnp.ones(3)}
+
+    def new_w(lr):
+        opt = optim.adam(lr, fused=True)
+        return jnp.sum(opt.apply(params, opt.init(params), params)[0]["w"])
+
+    if jax.default_backend() == "cpu":
+        with pytest.raises(TypeError, match="update \\+ apply_updates"):
+            jax.grad(new_w)(0.1)
+    else:  # the XLA rule: differentiable
+        assert jnp.isfinite(jax.grad(new_w)(0.1))
+
+
 SHARDED_SCRIPT = """
 import re, jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
