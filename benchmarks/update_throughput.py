@@ -1,7 +1,7 @@
 """Optimizer update throughput and compile time: fnlearn vs optax vs torch vs a C ceiling.
 
     python benchmarks/update_throughput.py [--sizes 1M,16M] [--leaves 1,500] [--only adam,sgd]
-                                           [--tree-opts adam,sgd] [--reps 15]
+                                           [--tree-opts adam,sgd] [--reps 15] [--rounds 3]
 
 One update = read params, grads and state, write params and state (jitted, params and state
 donated; torch: ``opt.step()`` on tensors whose ``.grad`` is set). "frac" is the C ceiling's
@@ -59,10 +59,10 @@ def parse_size(s: str) -> int:
     return int(float(s[:-1]) * (1 << 20)) if s.endswith("M") else int(s)
 
 
-def jax_variant(tx, params, grads, reps, identity=False):
-    """Compile seconds and median ms of one donated update+apply step; with ``identity`` of a
-    step that returns params and state unchanged: what JAX's dispatch of those buffers costs
-    (the floor under any jitted update of that tree)."""
+def jax_variant(tx, params, grads, identity=False):
+    """Compile seconds and a function that runs one donated update+apply step; with
+    ``identity`` a step that returns params and state unchanged: what JAX's dispatch of those
+    buffers costs (the floor under any jitted update of that tree)."""
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(p, s, g):
@@ -77,10 +77,10 @@ def jax_variant(tx, params, grads, reps, identity=False):
         live[0], live[1] = compiled(live[0], live[1], grads)
         jax.block_until_ready(live[0])
 
-    return compile_s, median_ms(run, reps)
+    return compile_s, run
 
 
-def torch_variant(name, kwargs, arrays, mode, reps):
+def torch_variant(name, kwargs, arrays, mode):
     import torch
 
     torch.set_num_threads(2)
@@ -89,7 +89,7 @@ def torch_variant(name, kwargs, arrays, mode, reps):
         p.grad = p.detach() * 0.01
     flags = {"loop": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
     opt = getattr(torch.optim, name)(ps, **kwargs, **flags[mode])
-    return median_ms(opt.step, reps)
+    return None, opt.step
 
 
 def main(argv=None) -> list[dict]:
@@ -99,6 +99,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--only", default=",".join(CATALOGUE))
     ap.add_argument("--tree-opts", default="adam,sgd")
     ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all variants")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-fused", action="store_true", help="skip fnlearn's fused=True")
     ap.add_argument("--name", default="update_throughput")
@@ -120,31 +121,36 @@ def main(argv=None) -> list[dict]:
             flat, gflat = Flat.of(tree), Flat.of(gtree)
             for name in a.only.split(","):
                 fl, ox, th, nin, nout = CATALOGUE[name]
-                c_ms = ceiling.ms(n, nin, nout, a.reps)
-                base = dict(optimizer=name, params=size, leaves=leaves, ceiling_ms=c_ms)
-
-                def add(variant, ms, compile_s=None, base=base, c_ms=c_ms):
-                    rows.append({**base, "variant": variant, "ms": ms, "compile_s": compile_s,
-                                 "frac": (c_ms / ms) if c_ms else None})
-
-                add("jax-dispatch", *reversed(jax_variant(fl(), tree, gtree, a.reps, True)))
-                add("fnlearn-flat", *reversed(jax_variant(fl(), flat, gflat, a.reps)))
+                variants = {"jax-dispatch": jax_variant(fl(), tree, gtree, True),
+                            "fnlearn-flat": jax_variant(fl(), flat, gflat)}
                 if not a.no_fused:
                     fused = partial(fl, fused=True)
-                    add("fnlearn-fused", *reversed(jax_variant(fused(), tree, gtree, a.reps)))
+                    variants["fnlearn-fused"] = jax_variant(fused(), tree, gtree)
                     if leaves > 1:
-                        add("fnlearn-fused-flat",
-                            *reversed(jax_variant(fused(), flat, gflat, a.reps)))
-                tree_ok = leaves == 1 or name in a.tree_opts.split(",")
-                if tree_ok:
-                    add("fnlearn-tree", *reversed(jax_variant(fl(), tree, gtree, a.reps)))
+                        variants["fnlearn-fused-flat"] = jax_variant(fused(), flat, gflat)
+                if leaves == 1 or name in a.tree_opts.split(","):
+                    variants["fnlearn-tree"] = jax_variant(fl(), tree, gtree)
                     if ox is not None:
-                        add("optax", *reversed(jax_variant(ox(), tree, gtree, a.reps)))
+                        variants["optax"] = jax_variant(ox(), tree, gtree)
                 if have_torch and th is not None:
                     modes = ["foreach", "fused"] if th[0] in FUSED else ["foreach"]
                     for mode in (["loop", *modes] if leaves == 1 else modes):
-                        add(f"torch-{mode}", torch_variant(*th, arrays, mode, a.reps))
+                        variants[f"torch-{mode}"] = torch_variant(*th, arrays, mode)
+                # interleaved rounds (every variant, then again): slow drift of this shared
+                # machine hits all variants alike; ms = median over rounds of medians
+                times = {v: [] for v in ["ceiling", *variants]}
+                for _ in range(a.rounds):
+                    times["ceiling"].append(ceiling.ms(n, nin, nout, a.reps))
+                    for v, (_, run) in variants.items():
+                        times[v].append(median_ms(run, a.reps))
+                c_ms = float(np.median(times["ceiling"])) if times["ceiling"][0] else None
+                for v, (compile_s, _) in variants.items():
+                    ms = float(np.median(times[v]))
+                    rows.append(dict(optimizer=name, params=size, leaves=leaves, ceiling_ms=c_ms,
+                                     variant=v, ms=ms, compile_s=compile_s,
+                                     frac=(c_ms / ms) if c_ms else None, rounds_ms=times[v]))
                 print(rows[-1], flush=True)
+                del variants
     write(a.name, rows, ["optimizer", "params", "leaves", "variant", "ms", "frac", "compile_s",
                          "ceiling_ms"])
     return rows

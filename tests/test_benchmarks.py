@@ -40,7 +40,7 @@ def test_update_throughput_runs(bench):
     import update_throughput
 
     update_throughput.main(["--sizes", "4096", "--leaves", "1,5", "--only", "adam,sgd",
-                            "--reps", "1", "--no-torch"])
+                            "--reps", "1", "--rounds", "2", "--no-torch"])
     rows = _rows(bench, "update_throughput")
     variants = {(r["optimizer"], r["leaves"], r["variant"]) for r in rows}
     assert ("adam", 5, "fnlearn-flat") in variants and ("sgd", 5, "optax") in variants
