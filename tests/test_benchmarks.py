@@ -75,3 +75,11 @@ def test_train_step_many_leaves_runs(bench):
     assert [r["variant"] for r in rows] == ["fnlearn (tree)", "fnlearn (tree, fused=True)",
                                             "fnlearn (flat=True)", "optax (tree)",
                                             "loss + grads only (no update)"]
+
+
+def test_fused_vs_torch_runs(bench):
+    import fused_vs_torch
+
+    rows = fused_vs_torch.main(["--sizes", "4096", "--rounds", "1", "--reps", "1"])
+    assert {r["optimizer"] for r in rows} == {"sgd", "adagrad", "adam", "adamw"}
+    assert all(r["ms"] > 0 for r in rows)

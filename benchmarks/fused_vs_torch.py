@@ -1,0 +1,87 @@
+"""Head-to-head: fnlearn's ``fused=True`` against torch's ``fused=True`` on one leaf.
+
+    python benchmarks/fused_vs_torch.py [--sizes 1M,16M] [--rounds 5] [--reps 15]
+
+The four optimizers torch has CPU fused kernels for (SGD with momentum, Adagrad, Adam, AdamW),
+one float32 leaf, the same data for both (normal params, grads = 0.01 * params). Unlike
+``update_throughput.py`` only these two variants share the process, and they alternate over
+``--rounds`` rounds; ms = median over rounds of the median of ``--reps`` steps. Without torch
+only fnlearn's rows are measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _common import median_ms, write
+
+from fnlearn import optim
+
+CASES = {"sgd": (lambda: optim.sgd(1e-3, momentum=0.9, fused=True), "SGD",
+                 dict(lr=1e-3, momentum=0.9)),
+         "adagrad": (lambda: optim.adagrad(1e-2, fused=True), "Adagrad", dict(lr=1e-2)),
+         "adam": (lambda: optim.adam(1e-3, fused=True), "Adam", dict(lr=1e-3)),
+         "adamw": (lambda: optim.adamw(1e-3, fused=True), "AdamW", dict(lr=1e-3))}
+
+
+def fnlearn_step(opt, x):
+    params, grads = {"w": jnp.asarray(x)}, {"w": jnp.asarray(x * 0.01)}
+    step = jax.jit(lambda p, s, g: optim.update_and_apply(opt, g, s, p), donate_argnums=(0, 1))
+    live = [params, opt.init(params)]
+    compiled = step.lower(*live, grads).compile()
+
+    def run():
+        live[0], live[1] = compiled(live[0], live[1], grads)
+        jax.block_until_ready(live[0])
+
+    return run
+
+
+def torch_step(name, kwargs, x):
+    import torch
+
+    torch.set_num_threads(2)
+    p = torch.tensor(x).requires_grad_()
+    p.grad = p.detach() * 0.01
+    return getattr(torch.optim, name)([p], **kwargs, fused=True).step
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1M,16M")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--name", default="fused_vs_torch")
+    a = ap.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    rows = []
+    for size in a.sizes.split(","):
+        n = int(float(size[:-1]) * (1 << 20)) if size.endswith("M") else int(size)
+        x = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+        for name, (fl, th, kwargs) in CASES.items():
+            runs = {"fnlearn fused": fnlearn_step(fl(), x)}
+            if have_torch:
+                runs["torch fused"] = torch_step(th, kwargs, x)
+            times = {v: [] for v in runs}
+            for _ in range(a.rounds):
+                for v, run in runs.items():
+                    times[v].append(median_ms(run, a.reps))
+            base = float(np.median(times["fnlearn fused"]))
+            for v, t in times.items():
+                ms = float(np.median(t))
+                rows.append(dict(optimizer=name, params=size, variant=v, ms=ms,
+                                 vs_fnlearn=ms / base, rounds_ms=t))
+                print(rows[-1], flush=True)
+    write(a.name, rows, ["optimizer", "params", "variant", "ms", "vs_fnlearn"])
+    return rows
+
+
+if __name__ == "__main__":
+    main()
