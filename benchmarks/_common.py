@@ -32,6 +32,16 @@ def median_ms(fn, reps: int, warmup: int = 2) -> float:
     return float(np.median(ts) * 1e3)
 
 
+def interleaved(measures: dict, rounds: int) -> dict[str, list[float]]:
+    """``{name: [ms of round 1, ...]}``: each ``measures[name]()`` (which returns ms) once per
+    round, all of them in turn, so the machine's drift hits every variant alike."""
+    times = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            times[name].append(measure())
+    return times
+
+
 def leaf_sizes(n: int, leaves: int, seed: int = 0) -> list[int]:
     """``leaves`` sizes summing to ``n``, log-normally mixed like a real model's."""
     if leaves == 1:

@@ -12,11 +12,12 @@ only fnlearn's rows are measured.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import median_ms, write
+from _common import interleaved, median_ms, write
+from update_throughput import jax_variant, torch_variant
 
 from fnlearn import optim
 
@@ -25,28 +26,6 @@ CASES = {"sgd": (lambda: optim.sgd(1e-3, momentum=0.9, fused=True), "SGD",
          "adagrad": (lambda: optim.adagrad(1e-2, fused=True), "Adagrad", dict(lr=1e-2)),
          "adam": (lambda: optim.adam(1e-3, fused=True), "Adam", dict(lr=1e-3)),
          "adamw": (lambda: optim.adamw(1e-3, fused=True), "AdamW", dict(lr=1e-3))}
-
-
-def fnlearn_step(opt, x):
-    params, grads = {"w": jnp.asarray(x)}, {"w": jnp.asarray(x * 0.01)}
-    step = jax.jit(lambda p, s, g: optim.update_and_apply(opt, g, s, p), donate_argnums=(0, 1))
-    live = [params, opt.init(params)]
-    compiled = step.lower(*live, grads).compile()
-
-    def run():
-        live[0], live[1] = compiled(live[0], live[1], grads)
-        jax.block_until_ready(live[0])
-
-    return run
-
-
-def torch_step(name, kwargs, x):
-    import torch
-
-    torch.set_num_threads(2)
-    p = torch.tensor(x).requires_grad_()
-    p.grad = p.detach() * 0.01
-    return getattr(torch.optim, name)([p], **kwargs, fused=True).step
 
 
 def main(argv=None) -> list[dict]:
@@ -65,14 +44,13 @@ def main(argv=None) -> list[dict]:
     for size in a.sizes.split(","):
         n = int(float(size[:-1]) * (1 << 20)) if size.endswith("M") else int(size)
         x = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+        params, grads = {"w": jnp.asarray(x)}, {"w": jnp.asarray(x * 0.01)}
         for name, (fl, th, kwargs) in CASES.items():
-            runs = {"fnlearn fused": fnlearn_step(fl(), x)}
+            runs = {"fnlearn fused": jax_variant(fl(), params, grads)[1]}
             if have_torch:
-                runs["torch fused"] = torch_step(th, kwargs, x)
-            times = {v: [] for v in runs}
-            for _ in range(a.rounds):
-                for v, run in runs.items():
-                    times[v].append(median_ms(run, a.reps))
+                runs["torch fused"] = torch_variant(th, kwargs, [x], "fused")[1]
+            times = interleaved({v: partial(median_ms, run, a.reps) for v, run in runs.items()},
+                                a.rounds)
             base = float(np.median(times["fnlearn fused"]))
             for v, t in times.items():
                 ms = float(np.median(t))

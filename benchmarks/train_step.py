@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import median_ms, write
+from _common import interleaved, median_ms, write
 
 from fnlearn import losses, optim, train
 
@@ -147,11 +147,7 @@ def main(argv=None) -> list[dict]:
                                                        XNNPACK)
             jax_variants["flax+optax, xnnpack"] = partial(bench_flax, weights, x, y, a.reps,
                                                           XNNPACK)
-        # interleaved rounds, median over rounds: the machine's drift hits every variant alike
-        times = {v: [] for v in jax_variants}
-        for _ in range(a.rounds):
-            for v, bench in jax_variants.items():
-                times[v].append(bench())
+        times = interleaved(jax_variants, a.rounds)  # median over rounds
         res = {v: float(np.median(t)) for v, t in times.items()}
         if not a.no_torch:
             try:

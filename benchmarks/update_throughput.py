@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import Ceiling, leaf_sizes, median_ms, write
+from _common import Ceiling, interleaved, leaf_sizes, median_ms, write
 
 from fnlearn import optim
 from fnlearn.flat import Flat
@@ -136,13 +136,11 @@ def main(argv=None) -> list[dict]:
                     modes = ["foreach", "fused"] if th[0] in FUSED else ["foreach"]
                     for mode in (["loop", *modes] if leaves == 1 else modes):
                         variants[f"torch-{mode}"] = torch_variant(*th, arrays, mode)
-                # interleaved rounds (every variant, then again): slow drift of this shared
-                # machine hits all variants alike; ms = median over rounds of medians
-                times = {v: [] for v in ["ceiling", *variants]}
-                for _ in range(a.rounds):
-                    times["ceiling"].append(ceiling.ms(n, nin, nout, a.reps))
-                    for v, (_, run) in variants.items():
-                        times[v].append(median_ms(run, a.reps))
+                # ms = median over interleaved rounds of each round's median
+                measures = {"ceiling": partial(ceiling.ms, n, nin, nout, a.reps)}
+                measures.update({v: partial(median_ms, run, a.reps)
+                                 for v, (_, run) in variants.items()})
+                times = interleaved(measures, a.rounds)
                 c_ms = float(np.median(times["ceiling"])) if times["ceiling"][0] else None
                 for v, (compile_s, _) in variants.items():
                     ms = float(np.median(times[v]))

@@ -210,41 +210,35 @@ def fused_apply(
                 and all(x[j].dtype == dtype and x[j].shape == p.shape
                         for x in (g_leaves, *live)))
 
+    # The backend is chosen at trace time (the default one): lax.platform_dependent would
+    # trace and lower the XLA rule for every leaf as well (seconds of compile on 500 leaves)
+    on_cpu = jax.default_backend() == "cpu"
+    group = [j for j in range(len(g_leaves)) if on_cpu and fits(j)]
     new = [[None] * len(g_leaves) for _ in range(1 + len(live))]  # new[0]: params, then state
-    group = [j for j in range(len(g_leaves)) if fits(j)]
     for j in sorted(set(range(len(g_leaves))) - set(group)):
         for k, out in enumerate(xla(g_leaves[j], p_leaves[j], *[c[j] for c in live])):
             new[k][j] = out
-    on_cpu = jax.default_backend() == "cpu"
     for start in range(0, len(group), LEAVES_PER_CALL):
         part = group[start:start + LEAVES_PER_CALL]
-        cols = [[x[j] for j in part] for x in (p_leaves, g_leaves, *live)]
-        # Chosen at trace time from the default backend: lax.platform_dependent would trace
-        # and lower the XLA rule for every leaf as well (seconds of compile on 500 leaves)
-        if on_cpu:
-            outs = _traceable_kernel_call(kernel, flags, vec, cols)
-        else:
-            per_leaf = [xla(*(c[i] for c in cols)) for i in range(len(part))]
-            outs = [[o[k] for o in per_leaf] for k in range(1 + len(live))]
-        for k, col in enumerate(outs):
+        flat = [x[j] for x in (p_leaves, g_leaves, *live) for j in part]
+        outs = _kernel(kernel, flags, len(live), vec, *flat)  # params, then each state
+        for k in range(1 + len(live)):
             for i, j in enumerate(part):
-                new[k][j] = col[i]
+                new[k][j] = outs[k * len(part) + i]
     it = iter(new[1:])
     new_states = tuple(None if c is None else treedef.unflatten(next(it)) for c in columns)
     return treedef.unflatten(new[0]), new_states
 
 
-def _traceable_kernel_call(kernel: str, flags: int, vec: Array, cols: list[list[Array]]
-                           ) -> list[list[Array]]:
-    """:func:`_kernel_call` under JAX's transformations. ``vmap``: with shared scalars one
-    call on the batched buffers (the rule is elementwise), with per-member scalars (a
-    vmapped state's step, a batched lr) one call per member, stacked (not in place).
-    Differentiation raises a TypeError naming the way out (``update`` + ``apply_updates``)."""
-    shape = [len(c) for c in cols]
+def _kernel(kernel: str, flags: int, nstate: int, vec: Array, *flat: Array
+            ) -> tuple[Array, ...]:
+    """One kernel call on ``flat = params + grads + states`` (``count`` leaves each), under
+    JAX's transformations; returns ``params + states``, updated in place.
 
-    def split(flat):
-        it = iter(flat)
-        return [[next(it) for _ in range(n)] for n in shape]
+    ``vmap``: with shared scalars one call on the batched buffers (the rule is elementwise),
+    with per-member scalars (a vmapped state's step, a batched lr) one call per member,
+    stacked (not in place). Differentiation raises a TypeError naming the way out
+    (``update`` + ``apply_updates``)."""
 
     @jax.custom_jvp
     def call(vec, *flat):
@@ -252,8 +246,7 @@ def _traceable_kernel_call(kernel: str, flags: int, vec: Array, cols: list[list[
 
     @custom_batching.custom_vmap
     def batched_call(vec, *flat):
-        return tuple(x for col in _kernel_call(KERNELS[kernel], flags, vec, split(flat))
-                     for x in col)
+        return _partitioned_call(KERNELS[kernel], flags, nstate, vec, *flat)
 
     @batched_call.def_vmap
     def _vmap(axis_size, in_batched, vec, *flat):
@@ -273,22 +266,17 @@ def _traceable_kernel_call(kernel: str, flags: int, vec: Array, cols: list[list[
             "place); differentiate update + apply_updates instead, e.g. with fused=False"
         )
 
-    outs, count = call(vec, *(x for col in cols for x in col)), len(cols[0])
-    return [list(outs[k * count:(k + 1) * count]) for k in range(len(cols) - 1)]
+    return call(vec, *flat)
 
 
-def _kernel_call(target: str, flags: int, vec: Array, cols: list[list[Array]]
-                 ) -> list[list[Array]]:
-    """One kernel call on ``cols = [params, grads, state_0, ...]`` (lists of equal length):
-    returns ``[params, state_0, ...]``, each output aliased to its input (in place).
-
-    The call is elementwise, so under ``jit`` over several devices (custom_partitioning) each
-    device runs it on its own shards: every buffer of leaf ``i`` takes the sharding of param
-    ``i``, and so do the results; the scalars are replicated. On one device it is the plain
-    call."""
-    count, nstate = len(cols[0]), len(cols) - 2
-    call = custom_partitioning(_local_call, static_argnums=(0, 1, 2))
-    leaf = [j % count for j in range(count * (2 + nstate))]  # operand (after vec) -> leaf
+def _partitioned_call(target: str, flags: int, nstate: int, vec: Array, *flat: Array
+                      ) -> tuple[Array, ...]:
+    """:func:`_local_call` as a ``custom_partitioning`` op. The call is elementwise, so under
+    ``jit`` over several devices each device runs it on its own shards: every buffer of leaf
+    ``i`` takes the sharding of param ``i``, and so do the results; the scalars are
+    replicated. On one device it lowers to the plain call."""
+    count = len(flat) // (2 + nstate)
+    leaf = [j % count for j in range(len(flat))]  # operand (after vec) -> its leaf
     n_out = count * (1 + nstate)
 
     def result_shardings(arg_shapes):
@@ -309,16 +297,16 @@ def _kernel_call(target: str, flags: int, vec: Array, cols: list[list[Array]]
         return result_shardings(arg_shapes)
 
     def dims(i):  # one passthrough factor per dimension of leaf i
-        return ArrayMapping(*(f"l{i}d{d}" for d in range(cols[0][i].ndim)))
+        return ArrayMapping(*(f"l{i}d{d}" for d in range(flat[i].ndim)))
 
+    call = custom_partitioning(_local_call, static_argnums=(0, 1, 2))
     call.def_partition(
         partition=partition, infer_sharding_from_operands=infer,
         sharding_rule=SdyShardingRule(
             operand_mappings=(ArrayMapping("s"), *(dims(i) for i in leaf)),
             result_mappings=tuple(dims(j % count) for j in range(n_out)),
             need_replication_factors=("s",)))
-    outs = call(target, flags, nstate, vec, *(x for col in cols for x in col))
-    return [list(outs[k * count:(k + 1) * count]) for k in range(1 + nstate)]
+    return call(target, flags, nstate, vec, *flat)
 
 
 def _local_call(target: str, flags: int, nstate: int, vec: Array, *flat: Array
@@ -355,8 +343,11 @@ def elementwise(
     prepare: Callable[[Params, Any, Params | None], Prepared],
 ):
     """An elementwise optimizer from its ``init`` and ``prepare``: ``update`` maps the rule
-    over the leaves (XLA), ``apply`` (with ``fused``) runs kernel ``kernel`` with ``flags``
-    on the same scalars; see :func:`maybe_fused`."""
+    over the leaves (XLA); with ``fused`` the kernels are built (construction-time errors)
+    and a :class:`FusedGradientTransformation` adds ``apply``, kernel ``kernel`` with
+    ``flags`` on the same scalars."""
+    if not isinstance(fused, bool):
+        raise TypeError(f"{name}: fused must be True or False, got {fused!r}")
 
     def update(grads: Params, state: Any, params: Params | None = None):
         step = prepare(grads, state, params)
@@ -364,34 +355,18 @@ def elementwise(
                                        n_out=1 + len(step.buffers))
         return updates, step.next_state(*new)
 
-    def apply(grads: Params, state: Any, params: Params):
+    if not fused:
+        return GradientTransformation(init, update)
+    load()
+
+    def apply(grads: Params, state: Any, params: Params | None = None):
+        params = require_params(params, name, "fused=True updates in place")
         step = prepare(grads, state, params)
         params, new = fused_apply(kernel, flags, step.scalars, step.rule, grads, params,
                                   step.buffers)
         return params, step.next_state(*new)
 
-    return maybe_fused(fused, name, init, update, apply)
-
-
-def maybe_fused(
-    fused: bool,
-    name: str,
-    init: Callable,
-    update: Callable,
-    apply: Callable[[Params, Any, Params | None], tuple[Params, Any]],
-):
-    """``GradientTransformation(init, update)``, or with ``fused`` the kernels are built
-    (construction-time errors) and a :class:`FusedGradientTransformation` is returned."""
-    if not isinstance(fused, bool):
-        raise TypeError(f"{name}: fused must be True or False, got {fused!r}")
-    if not fused:
-        return GradientTransformation(init, update)
-    load()
-
-    def checked_apply(grads: Params, state: Any, params: Params | None = None):
-        return apply(grads, state, require_params(params, name, "fused=True updates in place"))
-
-    return FusedGradientTransformation(init, update, checked_apply)
+    return FusedGradientTransformation(init, update, apply)
 
 
 def update_and_apply(
