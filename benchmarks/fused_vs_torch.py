@@ -6,7 +6,8 @@ The four optimizers torch has CPU fused kernels for (SGD with momentum, Adagrad,
 one float32 leaf, the same data for both (normal params, grads = 0.01 * params). Unlike
 ``update_throughput.py`` only these two variants share the process, and they alternate over
 ``--rounds`` rounds; ms = median over rounds of the median of ``--reps`` steps. Without torch
-only fnlearn's rows are measured.
+only fnlearn's rows are measured. On a GPU torch runs on the same card (fnlearn's fused=True is
+the XLA rule there).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from functools import partial
 
 import jax.numpy as jnp
 import numpy as np
-from _common import interleaved, median_ms, write
+from _common import interleaved, median_ms, torch_device, write
 from update_throughput import jax_variant, torch_variant
 
 from fnlearn import optim
@@ -47,8 +48,9 @@ def main(argv=None) -> list[dict]:
         params, grads = {"w": jnp.asarray(x)}, {"w": jnp.asarray(x * 0.01)}
         for name, (fl, th, kwargs) in CASES.items():
             runs = {"fnlearn fused": jax_variant(fl(), params, grads)[1]}
-            if have_torch:
-                runs["torch fused"] = torch_variant(th, kwargs, [x], "fused")[1]
+            made = have_torch and torch_variant(th, kwargs, [x], "fused", torch_device())
+            if made:
+                runs["torch fused"] = made[1]
             times = interleaved({v: partial(median_ms, run, a.reps) for v, run in runs.items()},
                                 a.rounds)
             base = float(np.median(times["fnlearn fused"]))

@@ -8,7 +8,8 @@ Models (ReLU MLPs, cross-entropy, Adam lr 1e-3, float32): digits 64-256-256-10 a
 and 784-1024-1024-10 at batch 256, random data of those shapes. One step = forward, backward,
 optimizer update; median ms over repeats after warm-up, then the median over ``--rounds``
 interleaved rounds of the JAX variants (torch runs once). ``fnlearn, fused=True`` is
-``adam(fused=True)``.
+``adam(fused=True)`` (on an accelerator that is the XLA rule, so the row is left out). On a
+GPU torch runs on the same card, each step followed by ``torch.cuda.synchronize()``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import interleaved, median_ms, write
+from _common import interleaved, median_ms, on_accelerator, torch_device, torch_synced, write
 
 from fnlearn import losses, optim, train
 
@@ -95,7 +96,9 @@ def bench_flax(weights, x, y, reps, options=None):
 def bench_torch(weights, x, y, reps, compiled):
     import torch
 
-    torch.set_num_threads(2)
+    device = torch_device()
+    if device == "cpu":
+        torch.set_num_threads(2)
     layers = []
     for i, (w, b) in enumerate(weights):
         lin = torch.nn.Linear(*w.shape)
@@ -103,9 +106,10 @@ def bench_torch(weights, x, y, reps, compiled):
             lin.weight.copy_(torch.tensor(w.T))
             lin.bias.copy_(torch.tensor(b))
         layers += [lin] + ([torch.nn.ReLU()] if i < len(weights) - 1 else [])
-    net = torch.nn.Sequential(*layers)
+    net = torch.nn.Sequential(*layers).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    xt, yt = torch.tensor(np.asarray(x)), torch.tensor(np.asarray(y)).long()
+    xt = torch.tensor(np.asarray(x), device=device)
+    yt = torch.tensor(np.asarray(y), device=device).long()
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -114,7 +118,7 @@ def bench_torch(weights, x, y, reps, compiled):
         opt.step()
         return loss
 
-    fn = torch.compile(step) if compiled else step
+    fn = torch_synced(torch.compile(step) if compiled else step, device)
     if compiled:
         t = time.perf_counter()
         fn()
@@ -129,6 +133,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the JAX variants")
+    ap.add_argument("--name", default="train_step")
     a = ap.parse_args(argv)
     rows = []
     for name in a.models.split(","):
@@ -141,7 +146,9 @@ def main(argv=None) -> list[dict]:
             "fnlearn": partial(bench_fnlearn, weights, x, y, a.reps),
             "fnlearn, fused=True": partial(bench_fnlearn, weights, x, y, a.reps, fused=True),
             "flax+optax": partial(bench_flax, weights, x, y, a.reps)}
-        if jax.default_backend() == "cpu":
+        if on_accelerator():
+            del jax_variants["fnlearn, fused=True"]
+        else:
             # the same steps with XNNPACK matmuls (an XLA option of the step's jit only)
             jax_variants["fnlearn, xnnpack"] = partial(bench_fnlearn, weights, x, y, a.reps,
                                                        XNNPACK)
@@ -159,7 +166,7 @@ def main(argv=None) -> list[dict]:
         for variant, ms in res.items():
             rows.append(dict(model=name, variant=variant, ms=ms, vs_fnlearn=ms / res["fnlearn"]))
             print(rows[-1], flush=True)
-    write("train_step", rows, ["model", "variant", "ms", "vs_fnlearn"])
+    write(a.name, rows, ["model", "variant", "ms", "vs_fnlearn"])
     return rows
 
 

@@ -14,6 +14,10 @@ a ``Flat``; ``fnlearn-flat`` keeps params, grads and state in one buffer per dty
 kernel per leaf, which takes tens of seconds per optimizer). ``jax-dispatch`` is a jitted step
 that returns the tree's params and state unchanged (donated): the time JAX takes to pass that
 many buffers in and out of any jitted call, a floor under every tree variant.
+
+On a GPU (JAX's default backend) torch runs on the same card, the ceiling is the same loop
+as one jitted XLA fusion (``--ceiling xla``; ``_common.XlaCeiling``), and the ``fused=True``
+rows are left out: there fused=True runs the XLA rule, i.e. the ``fnlearn-tree`` rows.
 """
 
 from __future__ import annotations
@@ -26,7 +30,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import Ceiling, interleaved, leaf_sizes, median_ms, write
+from _common import (
+    ceiling,
+    interleaved,
+    leaf_sizes,
+    median_ms,
+    on_accelerator,
+    save,
+    torch_device,
+    torch_synced,
+    write,
+)
 
 from fnlearn import optim
 from fnlearn.flat import Flat
@@ -80,16 +94,25 @@ def jax_variant(tx, params, grads, identity=False):
     return compile_s, run
 
 
-def torch_variant(name, kwargs, arrays, mode):
+def torch_variant(name, kwargs, arrays, mode, device="cpu"):
+    """None, and a function that runs ``opt.step()`` once (synced on a GPU); None where torch
+    has no such kernel on ``device`` (it raises on the first step)."""
     import torch
 
-    torch.set_num_threads(2)
-    ps = [torch.tensor(np.asarray(a)).requires_grad_() for a in arrays]
+    if device == "cpu":
+        torch.set_num_threads(2)
+    ps = [torch.tensor(np.asarray(a), device=device).requires_grad_() for a in arrays]
     for p in ps:
         p.grad = p.detach() * 0.01
     flags = {"loop": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
-    opt = getattr(torch.optim, name)(ps, **kwargs, **flags[mode])
-    return None, opt.step
+    try:
+        opt = getattr(torch.optim, name)(ps, **kwargs, **flags[mode])
+        run = torch_synced(opt.step, device)
+        run()
+    except RuntimeError as e:  # e.g. a fused kernel torch has only on CPU
+        print(f"torch {name} {mode} on {device}: {e}", flush=True)
+        return None
+    return None, run
 
 
 def main(argv=None) -> list[dict]:
@@ -102,6 +125,8 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all variants")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-fused", action="store_true", help="skip fnlearn's fused=True")
+    ap.add_argument("--ceiling", default="auto", choices=["auto", "c", "xla"],
+                    help="auto: the C loop on CPU, one XLA fusion on an accelerator")
     ap.add_argument("--name", default="update_throughput")
     a = ap.parse_args(argv)
     try:
@@ -109,7 +134,9 @@ def main(argv=None) -> list[dict]:
         have_torch = not a.no_torch
     except ImportError:
         have_torch = False
-    ceiling = Ceiling()
+    ceil = ceiling(a.ceiling)
+    device = torch_device() if have_torch else "cpu"
+    fused_rows = not (a.no_fused or on_accelerator())
     rows = []
     for size in a.sizes.split(","):
         n = parse_size(size)
@@ -123,7 +150,7 @@ def main(argv=None) -> list[dict]:
                 fl, ox, th, nin, nout = CATALOGUE[name]
                 variants = {"jax-dispatch": jax_variant(fl(), tree, gtree, True),
                             "fnlearn-flat": jax_variant(fl(), flat, gflat)}
-                if not a.no_fused:
+                if fused_rows:
                     fused = partial(fl, fused=True)
                     variants["fnlearn-fused"] = jax_variant(fused(), tree, gtree)
                     if leaves > 1:
@@ -135,9 +162,11 @@ def main(argv=None) -> list[dict]:
                 if have_torch and th is not None:
                     modes = ["foreach", "fused"] if th[0] in FUSED else ["foreach"]
                     for mode in (["loop", *modes] if leaves == 1 else modes):
-                        variants[f"torch-{mode}"] = torch_variant(*th, arrays, mode)
+                        made = torch_variant(*th, arrays, mode, device)
+                        if made is not None:
+                            variants[f"torch-{mode}"] = made
                 # ms = median over interleaved rounds of each round's median
-                measures = {"ceiling": partial(ceiling.ms, n, nin, nout, a.reps)}
+                measures = {"ceiling": partial(ceil.ms, n, nin, nout, a.reps)}
                 measures.update({v: partial(median_ms, run, a.reps)
                                  for v, (_, run) in variants.items()})
                 times = interleaved(measures, a.rounds)
@@ -148,6 +177,7 @@ def main(argv=None) -> list[dict]:
                                      variant=v, ms=ms, compile_s=compile_s,
                                      frac=(c_ms / ms) if c_ms else None, rounds_ms=times[v]))
                 print(rows[-1], flush=True)
+                save(a.name, rows)  # so far: a run stopped early keeps what it measured
                 del variants
     write(a.name, rows, ["optimizer", "params", "leaves", "variant", "ms", "frac", "compile_s",
                          "ceiling_ms"])

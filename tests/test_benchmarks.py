@@ -3,6 +3,7 @@ measurements, see benchmarks/README.md)."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 from pathlib import Path
 
@@ -44,18 +45,39 @@ def test_update_throughput_runs(bench):
     rows = _rows(bench, "update_throughput")
     variants = {(r["optimizer"], r["leaves"], r["variant"]) for r in rows}
     assert ("adam", 5, "fnlearn-flat") in variants and ("sgd", 5, "optax") in variants
-    assert ("adam", 1, "fnlearn-fused") in variants and ("sgd", 5, "fnlearn-fused-flat") in variants
+    if jax.default_backend() == "cpu":  # elsewhere fused=True is the XLA rule: no rows of its own
+        assert {("adam", 1, "fnlearn-fused"), ("sgd", 5, "fnlearn-fused-flat")} <= variants
     assert ("sgd", 5, "jax-dispatch") in variants
     assert all(r["ms"] > 0 for r in rows)
+
+
+def test_xla_ceiling_is_the_c_loop(bench):
+    """The accelerator's ceiling (one XLA fusion) computes what ceiling.c computes, for every
+    shape of loop in it, and times."""
+    import _common
+    import numpy as np
+
+    c_loop = _common.Ceiling()
+    if c_loop.lib is None:  # seen on a GPU machine's image (its fused=True needs no compiler)
+        pytest.skip(f"ceiling.c does not build here: {c_loop.error}")
+    n = 1000
+    for nin in (2, 3, 4, 5):
+        arrays = [np.random.default_rng(i).random(n, dtype=np.float32) for i in range(nin)]
+        want = _common.XlaCeiling.body([jax.numpy.asarray(a) for a in arrays], 0.5)
+        ptrs = (ctypes.c_void_p * nin)(*[a.ctypes.data for a in arrays])
+        c_loop.lib.stream(ptrs, nin, max(1, nin - 1), ctypes.c_size_t(n), ctypes.c_float(0.5))
+        got = [arrays[0], *arrays[2:]]
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-6)
+    assert _common.XlaCeiling().ms(4096, 4, 3, reps=1) > 0
 
 
 def test_peak_memory_runs(bench):
     import peak_memory
 
     rows = peak_memory.main(["--size", "65536", "--leaves", "5", "--steps", "1"])
-    assert {r["variant"] for r in rows} == {"fnlearn-flat", "fnlearn-tree", "fnlearn-fused",
-                                            "optax"}
-    assert all(r["peak_over_base_mb"] > 0 for r in rows)
+    fused = {"fnlearn-fused"} if jax.default_backend() == "cpu" else set()
+    assert {r["variant"] for r in rows} == {"fnlearn-flat", "fnlearn-tree", "optax", *fused}
+    assert all(r["peak_over_base_mb"] > 0 and r["step_ratio"] > 0 for r in rows)
 
 
 def test_train_step_runs(bench):
@@ -63,18 +85,19 @@ def test_train_step_runs(bench):
 
     rows = train_step.main(["--reps", "1", "--no-torch", "--models", "digits-mlp",
                             "--rounds", "1"])
-    assert {r["variant"] for r in rows} >= {"fnlearn", "fnlearn, fused=True", "flax+optax"}
+    assert {r["variant"] for r in rows} >= {"fnlearn", "flax+optax"}
     if jax.default_backend() == "cpu":
-        assert {"fnlearn, xnnpack", "flax+optax, xnnpack"} <= {r["variant"] for r in rows}
+        assert {"fnlearn, fused=True", "fnlearn, xnnpack", "flax+optax, xnnpack"} <= {
+            r["variant"] for r in rows}
 
 
 def test_train_step_many_leaves_runs(bench):
     import train_step_many_leaves
 
     rows = train_step_many_leaves.main(["--size", "8192", "--leaves", "4", "--reps", "1"])
-    assert [r["variant"] for r in rows] == ["fnlearn (tree)", "fnlearn (tree, fused=True)",
-                                            "fnlearn (flat=True)", "optax (tree)",
-                                            "loss + grads only (no update)"]
+    fused = ["fnlearn (tree, fused=True)"] if jax.default_backend() == "cpu" else []
+    assert [r["variant"] for r in rows] == ["fnlearn (tree)", *fused, "fnlearn (flat=True)",
+                                            "optax (tree)", "loss + grads only (no update)"]
 
 
 def test_fused_vs_torch_runs(bench):
