@@ -106,3 +106,13 @@ def test_fused_vs_torch_runs(bench):
     rows = fused_vs_torch.main(["--sizes", "4096", "--rounds", "1", "--reps", "1"])
     assert {r["optimizer"] for r in rows} == {"sgd", "adagrad", "adam", "adamw"}
     assert all(r["ms"] > 0 for r in rows)
+
+
+def test_cross_entropy_runs(bench):
+    import cross_entropy
+
+    rows = cross_entropy.main(["--shapes", "8x3,4x5", "--reps", "1", "--rounds", "1",
+                               "--no-torch"])
+    assert [(r["shape"], r["variant"]) for r in rows] == [
+        ("8x3", "fnlearn"), ("8x3", "optax"), ("4x5", "fnlearn"), ("4x5", "optax")]
+    assert all(r["ms"] > 0 and r["fusions"] > 0 for r in rows)

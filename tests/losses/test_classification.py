@@ -312,6 +312,29 @@ def test_extreme_logits_give_finite_loss_and_gradient(dtype):
             np.asarray(g, np.float32)).all()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(5,), (16, 7), (4, 3, 2, 5)])
+def test_cross_entropy_is_log_softmax_then_gather_bit_for_bit(dtype, shape):
+    """cross_entropy never materializes log_softmax, yet computes the same floats as
+    ``-take(log_softmax(x))`` (what torch computes), including confident predictions where
+    ``logsumexp(x) - x_y`` would cancel."""
+    rng = np.random.default_rng(0)
+    axis = 0 if len(shape) == 1 else 1
+    c = shape[axis]
+    y = rng.integers(0, c, () if len(shape) == 1 else (shape[0], *shape[2:]))
+    # about half the positions confident: the target's logit 40 above the others
+    confident = np.expand_dims((rng.random(y.shape) < 0.5) | (y.ndim == 0), axis)
+    x = np.moveaxis(rng.standard_normal(shape) * 3, axis, -1)
+    x = np.moveaxis(x + 40 * (np.arange(c) == y[..., None]) * np.moveaxis(confident, axis, -1),
+                    -1, axis)
+    x, y = jnp.asarray(x, dtype), jnp.asarray(y)
+    lp = jax.nn.log_softmax(jnp.moveaxis(x, axis, -1), axis=-1)
+    want = -jnp.take_along_axis(lp, y[..., None], axis=-1)[..., 0]
+    got = cross_entropy(x, y, reduction="none")
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert (np.asarray(got) < 1e-12).any() and (np.asarray(got) > 1e-3).any() | (y.ndim == 0)
+
+
 def test_soft_margin_is_stable_where_torch_overflows():
     # torch computes log1p(exp(-y x)): inf at -y x = 1e4; the softplus here gives 1e4.
     _close(soft_margin_loss(jnp.array([-1e4]), jnp.array([1.0]), reduction="none"), [1e4])
