@@ -17,7 +17,10 @@ float round-off: XLA may fuse the two layouts differently).
    a 500-leaf, 16M-parameter tree, but a whole train step on such a model was 1.2-1.6x
    *slower* with ``Flat`` than on the tree, because the views and the gradient's
    ``concatenate`` move more bytes (and page-fault more fresh buffers) than the update saves;
-   there ``fused=True`` on the tree was the fastest step. Measure your model.
+   there ``fused=True`` on the tree was the fastest step. On a GPU (one H200) the same
+   ``Flat`` step was the fastest by far: 1.7 ms against 10.6 ms on the tree and 7.7 ms with
+   optax, because there JAX's dispatch of every leaf's buffers costs more than the bytes.
+   Measure your model.
 
 Example::
 
