@@ -7,7 +7,8 @@
 # It uses the machine's own python3 and packages (JAX with CUDA, optax, flax, torch with CUDA)
 # with this checkout on PYTHONPATH, and stops each step at its share of the time given, so
 # that one slow step cannot take the others' time. JAX and torch share the card, so JAX's
-# preallocation is off.
+# preallocation is off. NPROC sets the test run's xdist workers (default 16); OUT the folder
+# for logs and JSON copies (the device tool sets it).
 set -u
 what=${1:-bench}
 budget=${2:-360}
