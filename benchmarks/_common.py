@@ -94,11 +94,20 @@ def on_accelerator() -> bool:
     return jax.default_backend() != "cpu"
 
 
-def torch_device() -> str:
-    """The device torch is compared on: 'cuda' when JAX runs on a GPU and torch sees one."""
-    import torch
-
-    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+def torch_device(wanted: bool = True) -> str | None:
+    """The device torch is compared on: 'cuda' when JAX runs on a GPU and torch sees one, else
+    'cpu' (torch then takes 2 threads, as XLA uses this machine's 2 cores); None when torch
+    is not installed or not ``wanted`` (a script's ``--no-torch``)."""
+    if not wanted:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    if jax.default_backend() == "gpu" and torch.cuda.is_available():
+        return "cuda"
+    torch.set_num_threads(2)
+    return "cpu"
 
 
 def torch_synced(fn, device: str):

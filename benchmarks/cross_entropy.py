@@ -39,12 +39,9 @@ def jax_variant(loss, x, y):
     return fusions, run
 
 
-def torch_variant(x, y):
+def torch_variant(x, y, device):
     import torch
 
-    device = torch_device()
-    if device == "cpu":
-        torch.set_num_threads(2)
     xt = torch.tensor(np.asarray(x), device=device, requires_grad=True)
     yt = torch.tensor(np.asarray(y), device=device).long()
 
@@ -65,6 +62,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--name", default="cross_entropy")
     a = ap.parse_args(argv)
+    device = torch_device(not a.no_torch)
     rows = []
     for shape in a.shapes.split(","):
         n, c = map(int, shape.split("x"))
@@ -76,11 +74,8 @@ def main(argv=None) -> list[dict]:
             "optax": jax_variant(
                 lambda x, y: optax.softmax_cross_entropy_with_integer_labels(x, y).mean(), x, y),
         }
-        if not a.no_torch:
-            try:
-                variants["torch"] = torch_variant(x, y)
-            except ImportError:
-                pass
+        if device:
+            variants["torch"] = torch_variant(x, y, device)
         times = interleaved({v: partial(median_ms, run, a.reps)
                              for v, (_, run) in variants.items()}, a.rounds)
         base = float(np.median(times["fnlearn"]))

@@ -36,11 +36,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--name", default="fused_vs_torch")
     a = ap.parse_args(argv)
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
+    device = torch_device()
     rows = []
     for size in a.sizes.split(","):
         n = int(float(size[:-1]) * (1 << 20)) if size.endswith("M") else int(size)
@@ -48,7 +44,7 @@ def main(argv=None) -> list[dict]:
         params, grads = {"w": jnp.asarray(x)}, {"w": jnp.asarray(x * 0.01)}
         for name, (fl, th, kwargs) in CASES.items():
             runs = {"fnlearn fused": jax_variant(fl(), params, grads)[1]}
-            made = have_torch and torch_variant(th, kwargs, [x], "fused", torch_device())
+            made = device and torch_variant(th, kwargs, [x], "fused", device)
             if made:
                 runs["torch fused"] = made[1]
             times = interleaved({v: partial(median_ms, run, a.reps) for v, run in runs.items()},

@@ -93,12 +93,9 @@ def bench_flax(weights, x, y, reps, options=None):
     return median_ms(run, reps, warmup=3)
 
 
-def bench_torch(weights, x, y, reps, compiled):
+def bench_torch(weights, x, y, reps, compiled, device):
     import torch
 
-    device = torch_device()
-    if device == "cpu":
-        torch.set_num_threads(2)
     layers = []
     for i, (w, b) in enumerate(weights):
         lin = torch.nn.Linear(*w.shape)
@@ -135,6 +132,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the JAX variants")
     ap.add_argument("--name", default="train_step")
     a = ap.parse_args(argv)
+    device = torch_device(not a.no_torch)
     rows = []
     for name in a.models.split(","):
         sizes, batch = MODELS[name]
@@ -156,13 +154,10 @@ def main(argv=None) -> list[dict]:
                                                           XNNPACK)
         times = interleaved(jax_variants, a.rounds)  # median over rounds
         res = {v: float(np.median(t)) for v, t in times.items()}
-        if not a.no_torch:
-            try:
-                res["torch eager"] = bench_torch(weights, x, y, a.reps, compiled=False)
-                if not a.no_compile:
-                    res["torch.compile"] = bench_torch(weights, x, y, a.reps, compiled=True)
-            except ImportError:
-                pass
+        if device:
+            res["torch eager"] = bench_torch(weights, x, y, a.reps, False, device)
+            if not a.no_compile:
+                res["torch.compile"] = bench_torch(weights, x, y, a.reps, True, device)
         for variant, ms in res.items():
             rows.append(dict(model=name, variant=variant, ms=ms, vs_fnlearn=ms / res["fnlearn"]))
             print(rows[-1], flush=True)

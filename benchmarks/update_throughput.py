@@ -94,13 +94,12 @@ def jax_variant(tx, params, grads, identity=False):
     return compile_s, run
 
 
-def torch_variant(name, kwargs, arrays, mode, device="cpu"):
+def torch_variant(name, kwargs, arrays, mode, device):
     """None, and a function that runs ``opt.step()`` once (synced on a GPU); None where torch
-    has no such kernel on ``device`` (it raises on the first step)."""
+    has no such kernel on ``device`` (a :func:`_common.torch_device`; it raises on the first
+    step)."""
     import torch
 
-    if device == "cpu":
-        torch.set_num_threads(2)
     ps = [torch.tensor(np.asarray(a), device=device).requires_grad_() for a in arrays]
     for p in ps:
         p.grad = p.detach() * 0.01
@@ -129,13 +128,8 @@ def main(argv=None) -> list[dict]:
                     help="auto: the C loop on CPU, one XLA fusion on an accelerator")
     ap.add_argument("--name", default="update_throughput")
     a = ap.parse_args(argv)
-    try:
-        import torch  # noqa: F401
-        have_torch = not a.no_torch
-    except ImportError:
-        have_torch = False
     ceil = ceiling(a.ceiling)
-    device = torch_device() if have_torch else "cpu"
+    device = torch_device(not a.no_torch)
     fused_rows = not (a.no_fused or on_accelerator())
     rows = []
     for size in a.sizes.split(","):
@@ -159,7 +153,7 @@ def main(argv=None) -> list[dict]:
                     variants["fnlearn-tree"] = jax_variant(fl(), tree, gtree)
                     if ox is not None:
                         variants["optax"] = jax_variant(ox(), tree, gtree)
-                if have_torch and th is not None:
+                if device and th is not None:
                     modes = ["foreach", "fused"] if th[0] in FUSED else ["foreach"]
                     for mode in (["loop", *modes] if leaves == 1 else modes):
                         made = torch_variant(*th, arrays, mode, device)
