@@ -100,11 +100,15 @@ def test_train_step_many_leaves_runs(bench):
                                             "optax (tree)", "loss + grads only (no update)"]
 
 
-def test_fused_vs_torch_runs(bench):
+@pytest.mark.parametrize("processes", [[], ["--shared"]], ids=["isolated", "shared"])
+def test_fused_vs_torch_runs(bench, processes):
     import fused_vs_torch
 
-    rows = fused_vs_torch.main(["--sizes", "4096", "--rounds", "1", "--reps", "1"])
+    rows = fused_vs_torch.main(["--sizes", "4096", "--rounds", "1", "--reps", "1", *processes])
     assert {r["optimizer"] for r in rows} == {"sgd", "adagrad", "adam", "adamw"}
+    variants = {r["variant"] for r in rows}
+    assert {"fnlearn fused", "fnlearn fused, 20 per call"} <= variants
+    assert variants <= {"fnlearn fused", "fnlearn fused, 20 per call", "torch fused"}
     assert all(r["ms"] > 0 for r in rows)
 
 
