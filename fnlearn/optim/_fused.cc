@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -28,6 +29,7 @@ namespace ffi = xla::ffi;
 namespace {
 
 constexpr int64_t kChunk = 1 << 16;  // elements per parallel work item (256 KiB of float32)
+constexpr int kSpin = 20000;         // at most this many yields before the caller sleeps
 
 enum Flag : int64_t {
   kMaximize = 1,
@@ -347,6 +349,13 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t chunks, const Body& body) {
     pool.Schedule(std::move(task));
   }
   drain();
+  // The helpers finish their last chunks within about one chunk's time of ours: wait for that
+  // by yielding (at most kSpin times) before sleeping on the condition variable, whose wake-up
+  // costs tens of microseconds on a VM, a tenth of a 1M-parameter Adam step
+  // (benchmarks/README.md, log item 23).
+  for (int spin = 0; spin < kSpin && progress->done.load() != chunks; ++spin) {
+    std::this_thread::yield();
+  }
   std::unique_lock<std::mutex> lock(progress->mu);
   progress->cv.wait(lock, [&] { return progress->done.load() == chunks; });
 }
