@@ -7,7 +7,8 @@ True}`` (``make_train_step(..., compiler_options=...)``, ``jax.jit(..., compiler
 Models (ReLU MLPs, cross-entropy, Adam lr 1e-3, float32): digits 64-256-256-10 at batch 128,
 and 784-1024-1024-10 at batch 256, random data of those shapes. One step = forward, backward,
 optimizer update; median ms over repeats after warm-up, then the median over ``--rounds``
-interleaved rounds of the JAX variants (torch runs once). ``fnlearn, fused=True`` is
+interleaved rounds of all variants, each built and compiled once (until the fifth session
+torch ran one round after the JAX variants' rounds). ``fnlearn, fused=True`` is
 ``adam(fused=True)`` (on an accelerator that is the XLA rule, so the row is left out). On a
 GPU torch runs on the same card, each step followed by ``torch.cuda.synchronize()``.
 """
@@ -43,7 +44,7 @@ def mlp(params, x):
     return x @ w + b
 
 
-def bench_fnlearn(weights, x, y, reps, options=None, fused=False):
+def make_fnlearn(weights, x, y, options=None, fused=False):
     params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]
     opt = optim.adam(1e-3, fused=fused)
     step = train.make_train_step(lambda p, b: losses.cross_entropy(mlp(p, b[0]), b[1]), opt,
@@ -54,10 +55,10 @@ def bench_fnlearn(weights, x, y, reps, options=None, fused=False):
         st[0], m = step(st[0], (x, y))
         jax.block_until_ready(m["loss"])
 
-    return median_ms(run, reps, warmup=3)
+    return run
 
 
-def bench_flax(weights, x, y, reps, options=None):
+def make_flax(weights, x, y, options=None):
     import flax.linen as nn
     from flax.training import train_state
 
@@ -90,10 +91,10 @@ def bench_flax(weights, x, y, reps, options=None):
         st[0], l = step(st[0], x, y)
         jax.block_until_ready(l)
 
-    return median_ms(run, reps, warmup=3)
+    return run
 
 
-def bench_torch(weights, x, y, reps, compiled, device):
+def make_torch(weights, x, y, compiled, device):
     import torch
 
     layers = []
@@ -120,7 +121,7 @@ def bench_torch(weights, x, y, reps, compiled, device):
         t = time.perf_counter()
         fn()
         print(f"  torch.compile first call: {time.perf_counter() - t:.1f} s", flush=True)
-    return median_ms(fn, reps, warmup=3)
+    return fn
 
 
 def main(argv=None) -> list[dict]:
@@ -129,7 +130,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the JAX variants")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all variants")
     ap.add_argument("--name", default="train_step")
     a = ap.parse_args(argv)
     device = torch_device(not a.no_torch)
@@ -140,24 +141,23 @@ def main(argv=None) -> list[dict]:
         rng = np.random.default_rng(1)
         x = jnp.asarray(rng.standard_normal((batch, sizes[0]), dtype=np.float32))
         y = jnp.asarray(rng.integers(0, sizes[-1], batch))
-        jax_variants = {
-            "fnlearn": partial(bench_fnlearn, weights, x, y, a.reps),
-            "fnlearn, fused=True": partial(bench_fnlearn, weights, x, y, a.reps, fused=True),
-            "flax+optax": partial(bench_flax, weights, x, y, a.reps)}
+        runs = {"fnlearn": make_fnlearn(weights, x, y),
+                "fnlearn, fused=True": make_fnlearn(weights, x, y, fused=True),
+                "flax+optax": make_flax(weights, x, y)}
         if on_accelerator():
-            del jax_variants["fnlearn, fused=True"]
+            del runs["fnlearn, fused=True"]
         else:
             # the same steps with XNNPACK matmuls (an XLA option of the step's jit only)
-            jax_variants["fnlearn, xnnpack"] = partial(bench_fnlearn, weights, x, y, a.reps,
-                                                       XNNPACK)
-            jax_variants["flax+optax, xnnpack"] = partial(bench_flax, weights, x, y, a.reps,
-                                                          XNNPACK)
-        times = interleaved(jax_variants, a.rounds)  # median over rounds
-        res = {v: float(np.median(t)) for v, t in times.items()}
+            runs["fnlearn, xnnpack"] = make_fnlearn(weights, x, y, XNNPACK)
+            runs["flax+optax, xnnpack"] = make_flax(weights, x, y, XNNPACK)
         if device:
-            res["torch eager"] = bench_torch(weights, x, y, a.reps, False, device)
+            runs["torch eager"] = make_torch(weights, x, y, False, device)
             if not a.no_compile:
-                res["torch.compile"] = bench_torch(weights, x, y, a.reps, True, device)
+                runs["torch.compile"] = make_torch(weights, x, y, True, device)
+        warmup = max(3, a.reps // 5)  # the previous variant's threads may still hold the cores
+        times = interleaved({v: partial(median_ms, run, a.reps, warmup) for v, run in runs.items()},
+                            a.rounds)
+        res = {v: float(np.median(t)) for v, t in times.items()}
         for variant, ms in res.items():
             rows.append(dict(model=name, variant=variant, ms=ms, vs_fnlearn=ms / res["fnlearn"]))
             print(rows[-1], flush=True)
