@@ -1,7 +1,6 @@
 """Head-to-head: fnlearn's ``fused=True`` against torch's ``fused=True`` on one leaf.
 
     python benchmarks/fused_vs_torch.py [--sizes 1M,16M] [--rounds 5] [--reps 100] [--shared]
-                                        [--settle 0]
 
 The four optimizers torch has CPU fused kernels for (SGD with momentum, Adagrad, Adam, AdamW),
 one float32 leaf, the same data for both (normal params, grads = 0.01 * params). Unlike
@@ -22,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import time
 from functools import partial
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from _common import interleaved, median_ms, torch_device, write
@@ -51,25 +48,8 @@ def make_run(side: str, name: str, n: int, device: str | None, k: int = 1):
     if side == "torch":
         made = torch_variant(th, kwargs, [x], "fused", device)
         return made and made[1]
-    params, grads = {"w": jnp.asarray(x)}, {"w": jnp.asarray(x * 0.01)}
-    if k == 1:
-        return jax_variant(fl(), params, grads)[1]
-    tx = fl()
-
-    @partial(jax.jit, donate_argnums=(0, 1))
-    def steps(p, s, g):
-        def body(carry, _):
-            return optim.update_and_apply(tx, g, carry[1], carry[0]), None
-
-        return jax.lax.scan(body, (p, s), None, length=k)[0]
-
-    live = [jax.tree.map(lambda a: a + 0, params), tx.init(params)]
-
-    def run():
-        live[0], live[1] = steps(live[0], live[1], grads)
-        jax.block_until_ready(live[0])
-
-    return run
+    return jax_variant(fl(), {"w": jnp.asarray(x)}, {"w": jnp.asarray(x * 0.01)},
+                       per_call=k)[1]
 
 
 def per_update_ms(run, reps: int, k: int) -> float:
@@ -80,7 +60,7 @@ def per_update_ms(run, reps: int, k: int) -> float:
     return median_ms(run, calls, warmup=max(2, calls // 4)) / k
 
 
-def worker(conn, side: str, settle: float) -> None:
+def worker(conn, side: str) -> None:
     """Serve ``(name, n, k, reps)`` requests with the median ms per update over ``reps``
     updates, ``k`` per call (None where ``side`` has no kernel for it); only ``side``'s
     runtime does work in this process."""
@@ -93,19 +73,18 @@ def worker(conn, side: str, settle: float) -> None:
                 built.clear()  # free the previous case's buffers
             built[name, n, k] = make_run(side, name, n, device, k)
         run = built[name, n, k]
-        time.sleep(settle)
         conn.send(None if run is None else per_update_ms(run, reps, k))
 
 
 class Isolated:
     """The two sides as spawned worker processes (torch only when it is installed)."""
 
-    def __init__(self, settle: float):
+    def __init__(self):
         ctx = multiprocessing.get_context("spawn")
         self.conns, self.procs = {}, []
         for side in ("fnlearn", "torch") if torch_device() else ("fnlearn",):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker, args=(child, side, settle), daemon=True)
+            proc = ctx.Process(target=worker, args=(child, side), daemon=True)
             proc.start()
             self.conns[side], self.procs = parent, [*self.procs, proc]
 
@@ -147,13 +126,10 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--sizes", default="1M,16M")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reps", type=int, default=100)
-    ap.add_argument("--settle", type=float, default=0.0,
-                    help="seconds a worker sleeps before each block (idle cores are slow to "
-                         "wake on this VM: 0.3 s made the next 5 calls ~1.5x slower)")
     ap.add_argument("--shared", action="store_true", help="both sides in one process")
     ap.add_argument("--name", default="fused_vs_torch")
     a = ap.parse_args(argv)
-    sides = Shared() if a.shared else Isolated(a.settle)
+    sides = Shared() if a.shared else Isolated()
     rows = []
     try:
         for size in a.sizes.split(","):
@@ -170,7 +146,7 @@ def main(argv=None) -> list[dict]:
     finally:
         sides.close()
     write(a.name, rows, ["optimizer", "params", "variant", "ms", "vs_fnlearn"],
-          {"processes": "shared" if a.shared else "isolated", "settle_s": a.settle})
+          {"processes": "shared" if a.shared else "isolated"})
     return rows
 
 

@@ -80,8 +80,19 @@ def child(variant: str, n: int, leaves: int, steps: int) -> dict:
     abstract = jax.eval_shape(make)
     compiled = step.lower(abstract, jax.eval_shape(tx.init, abstract)).compile()
     init = jax.jit(lambda: (lambda p: (p, tx.init(p)))(make())).lower().compile()
-    if jax.default_backend() != "cpu":
-        return device_peak(variant, n, leaves, steps, compiled, init)
+    before, after_init, peak = (device_readings if on_accelerator() else rss_readings)(
+        steps, compiled, init)
+    minimal = 4 * 4 * n
+    return dict(variant=variant, params=n, leaves=leaves, minimal_mb=minimal / 2**20,
+                init_over_base_mb=(after_init - before) / 2**20,
+                peak_over_base_mb=(peak - before) / 2**20, ratio=(peak - before) / minimal,
+                step_ratio=step_bytes(compiled) / minimal)
+
+
+def rss_readings(steps, compiled, init) -> tuple[int, int, int]:
+    """Resident bytes before the params exist, after they do, and at the steps' peak."""
+    import jax
+
     release_freed_memory()  # the compiler's freed memory must not lower the later readings
     before = rss("VmRSS")
     params, state = init()
@@ -97,24 +108,12 @@ def child(variant: str, n: int, leaves: int, steps: int) -> dict:
     for _ in range(steps):
         params, state = compiled(params, state)
     jax.block_until_ready(params)
-    peak = rss("VmHWM")
-    minimal = 4 * 4 * n
-    return dict(variant=variant, params=n, leaves=leaves, minimal_mb=minimal / 2**20,
-                init_over_base_mb=(after_init - before) / 2**20,
-                peak_over_base_mb=(peak - before) / 2**20, ratio=(peak - before) / minimal,
-                step_ratio=step_bytes(compiled) / minimal)
+    return before, after_init, rss("VmHWM")
 
 
-def step_bytes(compiled) -> int:
-    """The compiled step's footprint by XLA's memory analysis: arguments + outputs - the
-    outputs aliased to (donated) arguments + temporaries."""
-    m = compiled.memory_analysis()
-    return (m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
-            + m.temp_size_in_bytes)
-
-
-def device_peak(variant, n, leaves, steps, compiled, init) -> dict:
-    """The accelerator's reading: the device allocator's counters and XLA's memory analysis."""
+def device_readings(steps, compiled, init) -> tuple[int, int, int]:
+    """The accelerator's allocator: bytes in use before and after the params exist, and its
+    peak over the steps."""
     import jax
 
     device = jax.devices()[0]
@@ -125,12 +124,15 @@ def device_peak(variant, n, leaves, steps, compiled, init) -> dict:
     for _ in range(steps):
         params, state = compiled(params, state)
     jax.block_until_ready(params)
-    peak = device.memory_stats()["peak_bytes_in_use"]
-    minimal = 4 * 4 * n
-    return dict(variant=variant, params=n, leaves=leaves, minimal_mb=minimal / 2**20,
-                init_over_base_mb=(after_init - before) / 2**20,
-                peak_over_base_mb=(peak - before) / 2**20, ratio=(peak - before) / minimal,
-                step_ratio=step_bytes(compiled) / minimal)
+    return before, after_init, device.memory_stats()["peak_bytes_in_use"]
+
+
+def step_bytes(compiled) -> int:
+    """The compiled step's footprint by XLA's memory analysis: arguments + outputs - the
+    outputs aliased to (donated) arguments + temporaries."""
+    m = compiled.memory_analysis()
+    return (m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+            + m.temp_size_in_bytes)
 
 
 def main(argv=None) -> list[dict]:

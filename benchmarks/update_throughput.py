@@ -73,14 +73,20 @@ def parse_size(s: str) -> int:
     return int(float(s[:-1]) * (1 << 20)) if s.endswith("M") else int(s)
 
 
-def jax_variant(tx, params, grads, identity=False):
-    """Compile seconds and a function that runs one donated update+apply step; with
-    ``identity`` a step that returns params and state unchanged: what JAX's dispatch of those
-    buffers costs (the floor under any jitted update of that tree)."""
+def jax_variant(tx, params, grads, identity=False, per_call=1):
+    """Compile seconds and a function that runs one donated update+apply step (``per_call``
+    steps in one jitted ``lax.scan`` when above 1); with ``identity`` a step that returns
+    params and state unchanged: what JAX's dispatch of those buffers costs (the floor under
+    any jitted update of that tree)."""
+
+    def one(p, s, g):
+        return (p, s) if identity else optim.update_and_apply(tx, g, s, p)
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(p, s, g):
-        return (p, s) if identity else optim.update_and_apply(tx, g, s, p)
+        if per_call == 1:
+            return one(p, s, g)
+        return jax.lax.scan(lambda c, _: (one(*c, g), None), (p, s), None, length=per_call)[0]
 
     live = [jax.tree.map(lambda x: x + 0, params), tx.init(params)]
     t = time.perf_counter()
