@@ -123,6 +123,7 @@ def make_train_step(
     Algorithm (one call)::
 
         loss, g   = value_and_grad(loss_fn)(theta, batch)       # loss.backward()
+        g         = conj(g) for complex leaves                  # torch's .grad convention
         u, s      = optimizer.update(g, s, theta)               # optimizer.step()
         theta     = theta + u        # (fused=True optimizers: one in-place optimizer.apply)
         step      = step + 1
@@ -136,6 +137,13 @@ def make_train_step(
 
     For a ``'mean'``-reduced loss this is the gradient of the whole batch (the mean of equal
     micro-batch means is the batch mean), at the memory of one micro-batch's activations.
+
+    Complex parameters train as in torch: ``jax.grad`` of a real loss returns the conjugate
+    of torch's ``.grad`` (``dL/dx - i dL/dy`` for ``z = x + iy``), so the step conjugates
+    complex gradients before the update, and fnlearn's optimizers treat each complex leaf as
+    two independent reals (torch's ``view_as_real``). An optax optimizer gets the same
+    conjugated gradient (optax expects it too; its adaptive rules differ from torch's on
+    complex leaves: docs/crosscheck.md, "Complex parameters").
 
     With ``skip_nonfinite`` the update is skipped when the loss or any gradient element is
     NaN or Inf: ``params`` and ``opt_state`` come back bit-identical, ``state.skipped`` grows
@@ -435,7 +443,7 @@ def _make_loss_and_grads(
     def one(params: Params, batch: Any) -> tuple[Array, Any, Params]:
         out, grads = value_and_grad(params, batch)
         loss, aux = out if has_aux else (out, None)
-        return loss, aux, grads
+        return loss, aux, jax.tree.map(_as_torch_grad, grads)
 
     if accumulate_steps == 1:
         return one
@@ -453,6 +461,13 @@ def _make_loss_and_grads(
         return jnp.mean(losses), aux, grads
 
     return accumulated
+
+
+def _as_torch_grad(g: Array) -> Array:
+    """torch's ``.grad`` from ``jax.grad``'s: for a complex parameter ``z = x + iy`` of a real
+    loss ``L`` torch's gradient is ``dL/dx + i dL/dy`` (the direction of steepest ascent),
+    ``jax.grad`` returns its conjugate ``dL/dx - i dL/dy``; real leaves are unchanged."""
+    return jnp.conj(g) if jnp.iscomplexobj(g) else g
 
 
 def _split(batch: Any, k: int) -> Any:

@@ -28,6 +28,7 @@ from ._base import (
     GradientTransformation,
     check_nonnegative,
     compute_dtype,
+    fill_like,
     is_zero,
     require_params,
 )
@@ -116,7 +117,7 @@ def adagrad(
 
     def init(params: Params) -> AdagradState:
         def fill(p):
-            return jnp.full_like(p, initial_accumulator_value)
+            return fill_like(p, initial_accumulator_value)
 
         return AdagradState(step=jnp.zeros([], jnp.int32), sum=jax.tree.map(fill, params))
 

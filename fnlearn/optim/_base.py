@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._typing import Params
+from .._typing import Array, Params
 
 #: optax's two-field protocol ``(init, update)``; fnlearn optimizers are instances of it, so
 #: ``optax.chain``, ``optax.inject_hyperparams``, flax ``TrainState`` and ``nnx.Optimizer``
@@ -36,14 +37,56 @@ def compute_dtype(tree: Any) -> np.dtype:
     """The dtype of per-step scalars: the widest floating leaf dtype, never below float32.
 
     ``beta**t`` in bfloat16 rounds to 1, so scalar arithmetic never runs below float32; with
-    float64 parameters it runs in float64, as torch's Python-float scalars do.
+    float64 parameters it runs in float64, as torch's Python-float scalars do. A complex leaf
+    counts as its real and imaginary parts (complex128: float64), as torch's optimizers see
+    it (``torch.view_as_real``).
     """
     widest = np.dtype(np.float32)
     for leaf in jax.tree.leaves(tree):
         dt = np.dtype(getattr(leaf, "dtype", None) or jnp.asarray(leaf).dtype)
+        if jnp.issubdtype(dt, jnp.complexfloating):
+            dt = np.dtype(jnp.finfo(dt).dtype)
         if jnp.issubdtype(dt, jnp.floating) and dt.itemsize > widest.itemsize:
             widest = dt
     return widest
+
+
+def fill_like(p: Array, value: Any) -> Array:
+    """``jnp.full_like(p, value)``, except that a complex ``p`` gets ``value + value*1j``.
+
+    torch's optimizers treat a complex parameter as two independent reals
+    (``torch.view_as_real``), so a state buffer that starts at a value (Adagrad's
+    ``initial_accumulator_value``, Rprop's step size ``lr``) starts at it in both parts.
+    """
+    if jnp.iscomplexobj(p):
+        v = jnp.asarray(value, dtype=jnp.finfo(p.dtype).dtype)
+        return jnp.full(p.shape, jax.lax.complex(v, v), dtype=p.dtype)
+    return jnp.full_like(p, value)
+
+
+def real_pairs(rule: Callable[..., tuple]) -> Callable[..., tuple]:
+    """An elementwise rule ``rule(grad, theta, *buffers) -> (update, *new_buffers)`` that
+    takes a complex leaf as torch's optimizers do: as two independent reals.
+
+    torch views every complex parameter, gradient and state buffer as real
+    (``torch.view_as_real``: ``z`` -> ``[..., (z.real, z.imag)]``), runs the real rule on
+    that, and views the results as complex again; so does this wrapper (``None`` passes
+    through). Real leaves go to ``rule`` unchanged.
+    """
+
+    def as_real(z):
+        return None if z is None else jnp.stack([jnp.real(z), jnp.imag(z)], axis=-1)
+
+    def as_complex(x):
+        return None if x is None else jax.lax.complex(x[..., 0], x[..., 1])
+
+    def wrapped(grad, theta, *buffers):
+        if not jnp.iscomplexobj(grad):
+            return rule(grad, theta, *buffers)
+        outs = rule(as_real(grad), as_real(theta), *map(as_real, buffers))
+        return tuple(map(as_complex, outs))
+
+    return wrapped
 
 
 def is_static(value: Any) -> bool:

@@ -76,7 +76,8 @@ def get_total_norm(
     :math:`n = \| (\|g_1\|_p, \ldots, \|g_L\|_p) \|_p` over the leaves of ``grads``: the
     p-norm of all leaves concatenated. Each leaf's norm is computed in the wider of float32
     and its dtype, the total in the widest of those (a tree of float32 and float64 leaves
-    gives a float64 norm, as torch's ``stack`` promotes).
+    gives a float64 norm, as torch's ``stack`` promotes). A complex leaf contributes the norm
+    of its elements' moduli :math:`|z|` (torch's ``vector_norm``).
 
     Args:
         grads: a pytree of gradient arrays (``None`` leaves are skipped, as torch skips
@@ -103,6 +104,7 @@ def get_total_norm(
     norms = []
     for g in leaves:
         g = jnp.asarray(g)
+        g = jnp.abs(g) if jnp.iscomplexobj(g) else g  # torch's vector_norm of a complex: |z|
         norms.append(jnp.linalg.norm(jnp.ravel(g.astype(compute_dtype([g]))), ord=p))
     total = jnp.linalg.norm(jnp.stack([n.astype(dtype) for n in norms]), ord=p)
     if error_if_nonfinite:
@@ -131,6 +133,9 @@ def clip_grads_with_norm(grads: Params, max_norm: ArrayLike, total_norm: ArrayLi
 
     def scale(g: Array) -> Array:
         d = compute_dtype([g])
+        if jnp.iscomplexobj(g):  # both parts times c (complex64/128 need no widening)
+            c = coef.astype(d)
+            return jax.lax.complex(jnp.real(g) * c, jnp.imag(g) * c)
         return (g.astype(d) * coef.astype(d)).astype(g.dtype)
 
     return jax.tree.map(scale, grads)
@@ -203,6 +208,9 @@ def clip_grad_value(grads: Params, clip_value: ArrayLike) -> Params:
     Returns:
         The clamped gradients, with ``grads``' structure and dtypes.
 
+    Raises:
+        NotImplementedError: a complex leaf (torch's ``clamp`` rejects complex tensors).
+
     Example::
 
         >>> import jax.numpy as jnp
@@ -212,6 +220,12 @@ def clip_grad_value(grads: Params, clip_value: ArrayLike) -> Params:
     optax equivalent (exact): ``optax.clip(clip_value)``.
     """
     check_nonnegative(clip_value, "clip_value")
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        if jnp.iscomplexobj(g):
+            raise NotImplementedError(
+                f"clip_grad_value: grads{jax.tree_util.keystr(path)} is complex ({g.dtype}); "
+                "clamp is not supported for complex types (torch raises the same); clip by "
+                "norm (clip_grad_norm) instead")
 
     def clamp(g: Array) -> Array:
         v = jnp.asarray(clip_value).astype(g.dtype)

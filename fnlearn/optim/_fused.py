@@ -44,7 +44,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from .._tree import tree_map_tuple
 from .._typing import Array, Params
-from ._base import GradientTransformation, apply_updates, require_params
+from ._base import GradientTransformation, apply_updates, real_pairs, require_params
 
 SOURCE = Path(__file__).with_name("_fused.cc")
 KERNELS = {name: "FnlearnFused" + name.capitalize() for name in (
@@ -70,7 +70,7 @@ class FusedGradientTransformation(NamedTuple):
     use ``update`` + ``apply_updates`` for that. Under ``vmap`` (an ensemble of models) it
     runs one kernel call over the whole batch when the per-step scalars are shared, one call
     per member when they differ (e.g. a vmapped state's ``step``). Elsewhere (another default
-    backend, bfloat16/float16 buffers, a leaf whose dtype differs from the step's compute
+    backend, bfloat16/float16 or complex buffers, a leaf whose dtype differs from the step's compute
     dtype) it runs the XLA rule.
     In place means: jit your step with params and state donated, and return them in the
     order they come in (``step(params, state, batch) -> (params, state, ...)``, as
@@ -343,15 +343,16 @@ def elementwise(
     prepare: Callable[[Params, Any, Params | None], Prepared],
 ):
     """An elementwise optimizer from its ``init`` and ``prepare``: ``update`` maps the rule
-    over the leaves (XLA); with ``fused`` the kernels are built (construction-time errors)
-    and a :class:`FusedGradientTransformation` adds ``apply``, kernel ``kernel`` with
-    ``flags`` on the same scalars."""
+    over the leaves (XLA; a complex leaf as two reals, :func:`~._base.real_pairs`); with
+    ``fused`` the kernels are built (construction-time errors) and a
+    :class:`FusedGradientTransformation` adds ``apply``, kernel ``kernel`` with ``flags`` on
+    the same scalars."""
     if not isinstance(fused, bool):
         raise TypeError(f"{name}: fused must be True or False, got {fused!r}")
 
     def update(grads: Params, state: Any, params: Params | None = None):
         step = prepare(grads, state, params)
-        updates, *new = tree_map_tuple(step.rule, grads, step.params, *step.buffers,
+        updates, *new = tree_map_tuple(real_pairs(step.rule), grads, step.params, *step.buffers,
                                        n_out=1 + len(step.buffers))
         return updates, step.next_state(*new)
 
@@ -362,8 +363,8 @@ def elementwise(
     def apply(grads: Params, state: Any, params: Params | None = None):
         params = require_params(params, name, "fused=True updates in place")
         step = prepare(grads, state, params)
-        params, new = fused_apply(kernel, flags, step.scalars, step.rule, grads, params,
-                                  step.buffers)
+        params, new = fused_apply(kernel, flags, step.scalars, real_pairs(step.rule), grads,
+                                  params, step.buffers)
         return params, step.next_state(*new)
 
     return FusedGradientTransformation(init, update, apply)

@@ -8,7 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from .._typing import Array, Params, ScalarOrSchedule
-from ._base import GradientTransformation, check_nonnegative, compute_dtype, is_static
+from ._base import (
+    GradientTransformation,
+    check_nonnegative,
+    compute_dtype,
+    fill_like,
+    is_static,
+)
 from ._fused import MAXIMIZE, Prepared, elementwise
 from ._schedule import resolve
 
@@ -103,7 +109,7 @@ def rprop(
 
     def init(params: Params) -> RpropState:
         lr0 = resolve(lr, jnp.zeros((), jnp.int32), compute_dtype(params))
-        step_size = jax.tree.map(lambda p: jnp.full_like(p, lr0.astype(p.dtype)), params)
+        step_size = jax.tree.map(lambda p: fill_like(p, lr0), params)
         prev = jax.tree.map(jnp.zeros_like, params)
         return RpropState(jnp.zeros((), jnp.int32), prev, step_size)
 
