@@ -20,6 +20,7 @@ from ._classes import (
     SmoothL1Loss,
     SoftMarginLoss,
     TripletMarginLoss,
+    TripletMarginWithDistanceLoss,
 )
 from ._classification import (
     binary_cross_entropy,
@@ -36,7 +37,9 @@ from ._embedding import (
     cosine_embedding_loss,
     hinge_embedding_loss,
     margin_ranking_loss,
+    pairwise_distance,
     triplet_margin_loss,
+    triplet_margin_with_distance_loss,
 )
 from ._probabilistic import gaussian_nll_loss, kl_div, poisson_nll_loss
 from ._reduction import reduce
@@ -62,6 +65,7 @@ __all__ = [
     "SmoothL1Loss",
     "SoftMarginLoss",
     "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "check_targets",
@@ -77,7 +81,9 @@ __all__ = [
     "kl_div",
     "margin_ranking_loss",
     "poisson_nll_loss",
+    "pairwise_distance",
     "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
     "huber_loss",
     "l1_loss",
     "mse_loss",

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from .._typing import Array, ArrayLike
-from ._checks import as_float, legacy_reduction
+from ._checks import as_float, is_concrete, legacy_reduction
 from ._classification import (
     _check_ignore_index,
     _check_label_smoothing,
@@ -44,6 +44,7 @@ from ._embedding import (
     hinge_embedding_loss,
     margin_ranking_loss,
     triplet_margin_loss,
+    triplet_margin_with_distance_loss,
 )
 from ._probabilistic import gaussian_nll_loss, kl_div, poisson_nll_loss
 from ._reduction import check_reduction
@@ -356,3 +357,25 @@ class TripletMarginLoss(_Loss):
 
     def __call__(self, anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike) -> Array:
         return triplet_margin_loss(anchor, positive, negative, **self._options)
+
+
+class TripletMarginWithDistanceLoss(_Loss):
+    """JAX counterpart of :class:`torch.nn.TripletMarginWithDistanceLoss`; calls
+    :func:`triplet_margin_with_distance_loss` as ``loss(anchor, positive, negative)``.
+    ``distance_function`` is a JAX callable (``None``: :func:`pairwise_distance`)."""
+
+    _fn = staticmethod(triplet_margin_with_distance_loss)
+
+    def __init__(self, *, distance_function: Callable[[Array, Array], Array] | None = None,
+                 margin: float = 1.0, swap: bool = False, reduction: str = "mean") -> None:
+        if is_concrete(margin) and not np.all(np.asarray(margin) > 0):
+            raise ValueError("TripletMarginWithDistanceLoss: expected margin to be greater "
+                             f"than 0, got {margin} instead")
+        if distance_function is not None and not callable(distance_function):
+            raise TypeError(
+                f"distance_function must be callable or None, got {distance_function!r}")
+        super().__init__(distance_function=distance_function, margin=margin, swap=swap,
+                         reduction=reduction)
+
+    def __call__(self, anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike) -> Array:
+        return triplet_margin_with_distance_loss(anchor, positive, negative, **self._options)

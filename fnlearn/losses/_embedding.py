@@ -1,5 +1,6 @@
 """Embedding and ranking losses: :func:`hinge_embedding_loss`, :func:`margin_ranking_loss`,
-:func:`cosine_embedding_loss`, :func:`triplet_margin_loss`.
+:func:`cosine_embedding_loss`, :func:`triplet_margin_loss`,
+:func:`triplet_margin_with_distance_loss` (and its default distance, :func:`pairwise_distance`).
 
 Each computes torch's unreduced loss and hands it to :func:`fnlearn.losses.reduce`. Hinges
 ``max(0, a)`` pass the gradient at ``a = 0``, as torch's ``clamp_min``.
@@ -11,6 +12,7 @@ otherwise); arithmetic runs in float32 for bfloat16/float16, as torch's CPU kern
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -292,14 +294,7 @@ def triplet_margin_loss(
     reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
     check_triplet_margin(margin)
     check_norm_degree(p)
-    a = as_float(anchor, "anchor")
-    pos = as_float(positive, "positive")
-    neg = as_float(negative, "negative")
-    if not a.ndim == pos.ndim == neg.ndim:
-        raise ValueError(
-            "anchor, positive and negative must have the same number of dimensions, got "
-            f"anchor {a.ndim}D, positive {pos.ndim}D and negative {neg.ndim}D"
-        )
+    a, pos, neg = _triplet(anchor, positive, negative)
     dtype = result_dtype(a, pos, neg)
     ct = compute_dtype(dtype)
     a, pos, neg = _broadcast(
@@ -312,6 +307,133 @@ def triplet_margin_loss(
         dist_neg = jnp.minimum(dist_neg, _pnorm(pos - neg + eps_, p))
     l = _clamp_min0(jnp.asarray(margin, ct) + dist_pos - dist_neg)
     return _reduction.reduce(l, reduction).astype(dtype)
+
+
+def pairwise_distance(
+    x1: ArrayLike, x2: ArrayLike, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False
+) -> Array:
+    r"""JAX implementation of :func:`torch.nn.functional.pairwise_distance`.
+
+    .. math::
+        d(x_1, x_2) = \Big\| x_1 - x_2 + \epsilon \Big\|_p
+                    = \Big(\sum_d |x_{1,d} - x_{2,d} + \epsilon|^p\Big)^{1/p}
+
+    over the last dimension (:math:`\epsilon` = ``eps`` is added to each difference; ``p =
+    inf`` the max norm, ``p = 0`` the number of nonzeros). Gradients at a zero distance are 0,
+    as torch's. The default distance of :func:`triplet_margin_with_distance_loss`, and what
+    :func:`triplet_margin_loss` measures.
+
+    Args:
+        x1: floating array.
+        x2: floating array, broadcastable with ``x1``.
+        p: the norm degree, a Python number (static).
+        eps: added to each difference.
+        keepdim: keep the reduced last dimension (size 1).
+
+    Shape:
+        x1, x2 :math:`(N, D)` or :math:`(D)` (broadcast against each other); output
+        :math:`(N)` or :math:`()`, with a trailing 1 for ``keepdim``.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from fnlearn.losses import pairwise_distance
+        >>> round(float(pairwise_distance(jnp.array([3.0, 4.0]), jnp.zeros(2), eps=0.0)), 4)
+        5.0
+    """
+    check_norm_degree(p)
+    a, b = as_float(x1, "x1"), as_float(x2, "x2")
+    dtype = result_dtype(a, b)
+    ct = compute_dtype(dtype)
+    a, b = _broadcast({"x1": a.astype(ct), "x2": b.astype(ct)})
+    diff = a - b + jnp.asarray(eps, ct)
+    d = _pnorm(diff if diff.ndim else diff[None], p)  # a 0-d pair: |x1 - x2 + eps|
+    if keepdim and diff.ndim:
+        d = d[..., None]
+    return d.astype(dtype)
+
+
+def triplet_margin_with_distance_loss(
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
+    *,
+    distance_function: Callable[[Array, Array], Array] | None = None,
+    margin: float = 1.0,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""JAX implementation of :func:`torch.nn.functional.triplet_margin_with_distance_loss`.
+
+    .. math::
+        \ell_i = \max\!\left(0,\; d(a_i, p_i) - d_i^- + \Delta\right)
+
+    with :math:`d_i^- = d(a_i, n_i)`, or :math:`\min(d(a_i, n_i), d(p_i, n_i))` when ``swap``;
+    :math:`d` = ``distance_function``, by default :func:`pairwise_distance` (:math:`\|u - v +
+    10^{-6}\|_2` over the last dimension, torch's ``PairwiseDistance()``), with which this is
+    :func:`triplet_margin_loss` with ``p=2``.
+
+    Legend: :math:`a` = ``anchor``, :math:`p` = ``positive``, :math:`n` = ``negative``,
+    :math:`\Delta` = ``margin``. The distances are the function's output, in its dtype (torch
+    calls it on the inputs as given); the hinge passes the gradient at 0, as torch's
+    ``clamp_min``.
+
+    Reductions: ``'mean'`` is the mean of :math:`\ell` over all its elements, ``'sum'`` the sum.
+
+    Args:
+        anchor: embeddings, floating.
+        positive: embeddings, same rank as ``anchor``.
+        negative: embeddings, same rank as ``anchor``.
+        distance_function: ``(x, y) -> distances``, a JAX function (any jit-able callable,
+            e.g. ``functools.partial(pairwise_distance, p=1)`` for torch's
+            ``nn.PairwiseDistance(p=1)``); ``None``: :func:`pairwise_distance`.
+        margin: :math:`\Delta > 0` (otherwise ``ValueError``).
+        swap: use the distance swap of Balntas et al. (2016).
+        reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
+
+    Shape:
+        anchor, positive, negative :math:`(N, D)` or :math:`(D)`, all of one rank; output a
+        scalar, or the distances' shape (:math:`(N)` / :math:`()`) for ``'none'``.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from fnlearn.losses import triplet_margin_with_distance_loss
+        >>> a, p, n = jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.array([[3.0, 4.0]])
+        >>> l1 = lambda x, y: jnp.sum(jnp.abs(x - y), axis=-1)
+        >>> float(triplet_margin_with_distance_loss(a, p, n, distance_function=l1, margin=9.0))
+        2.0
+
+    References:
+        Balntas et al., "Learning local feature descriptors with triplets and shallow
+        convolutional neural networks", BMVC 2016.
+    """
+    reduction = check_reduction(reduction)
+    check_triplet_margin(margin)
+    if distance_function is not None and not callable(distance_function):
+        raise TypeError(f"distance_function must be callable or None, got {distance_function!r}")
+    a, pos, neg = _triplet(anchor, positive, negative)
+    distance = pairwise_distance if distance_function is None else distance_function
+    dist_pos = jnp.asarray(distance(a, pos))
+    dist_neg = jnp.asarray(distance(a, neg))
+    if swap:
+        dist_neg = jnp.minimum(dist_neg, jnp.asarray(distance(pos, neg)))
+    l = _clamp_min0(jnp.asarray(margin, dist_pos.dtype) + dist_pos - dist_neg)
+    return _reduction.reduce(l, reduction)
+
+
+def _triplet(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike
+             ) -> tuple[Array, Array, Array]:
+    """The three embeddings as floating arrays, of one rank (else ``ValueError``)."""
+    a = as_float(anchor, "anchor")
+    pos = as_float(positive, "positive")
+    neg = as_float(negative, "negative")
+    if not a.ndim == pos.ndim == neg.ndim:
+        raise ValueError(
+            "anchor, positive and negative must have the same number of dimensions, got "
+            f"anchor {a.ndim}D, positive {pos.ndim}D and negative {neg.ndim}D"
+        )
+    return a, pos, neg
 
 
 def check_triplet_margin(margin: float) -> None:

@@ -1,4 +1,5 @@
-"""Reference cases for the regression, probabilistic and embedding losses (11 losses).
+"""Reference cases for the regression, probabilistic and embedding losses (12 losses) and
+``pairwise_distance`` (the default distance of ``triplet_margin_with_distance_loss``).
 
 Each ``Case`` is one configuration run through ``torch.nn.functional.<fn>`` by
 ``python -m tests.losses.generate_reference regression`` (stored in
@@ -318,4 +319,32 @@ CASES: list[Case] = [
          arrays(anchor=normal(4, 3), positive=normal(1, 3), negative=normal(4, 3)),
          args=("anchor", "positive", "negative"), kwargs={"swap": True, "reduction": "none"},
          grad=("anchor", "positive", "negative")),
+    # --- triplet_margin_with_distance_loss (default distance), pairwise_distance -----------
+    *[
+        Case(f"triplet_margin_with_distance_loss-swap-{swap}-{r}",
+             "triplet_margin_with_distance_loss",
+             arrays(anchor=normal(5, 4), positive=normal(5, 4), negative=normal(5, 4)),
+             args=("anchor", "positive", "negative"),
+             kwargs={"swap": swap, "margin": 1.5, "reduction": r},
+             grad=("anchor", "positive", "negative"))
+        for swap in (False, True)
+        for r in ("none", "mean", "sum")
+    ],
+    Case("triplet_margin_with_distance_loss-unbatched", "triplet_margin_with_distance_loss",
+         arrays(anchor=normal(4), positive=normal(4), negative=normal(4)),
+         args=("anchor", "positive", "negative"), kwargs={"margin": 3.0},
+         grad=("anchor", "positive", "negative")),
+    *[
+        Case(f"pairwise_distance-p{p}", "pairwise_distance",
+             arrays(x1=normal(5, 4), x2=normal(5, 4)), args=("x1", "x2"), kwargs={"p": p},
+             grad=("x1", "x2"))
+        for p in (1, 2, 3, 0.5, math.inf)
+    ],
+    Case("pairwise_distance-keepdim-eps0.1", "pairwise_distance",
+         arrays(x1=normal(3, 4), x2=normal(3, 4)), args=("x1", "x2"),
+         kwargs={"keepdim": True, "eps": 0.1}, grad=("x1", "x2")),
+    Case("pairwise_distance-row-against-batch", "pairwise_distance",
+         arrays(x1=normal(4, 3), x2=normal(3)), args=("x1", "x2"), grad=("x1", "x2")),
+    Case("pairwise_distance-unbatched", "pairwise_distance",
+         arrays(x1=normal(6), x2=normal(6)), args=("x1", "x2"), grad=("x1", "x2")),
 ]

@@ -52,6 +52,8 @@ CASES = [
      (X, Y, SIGN4)),
     (L.TripletMarginLoss, {"margin": 2.0, "p": 1, "swap": True}, L.triplet_margin_loss, {},
      (X, Y, Z)),
+    (L.TripletMarginWithDistanceLoss, {"margin": 2.0, "swap": True},
+     L.triplet_margin_with_distance_loss, {}, (X, Y, Z)),
     (L.MultiMarginLoss, {"p": 2, "margin": 0.7, "weight": W3}, L.multi_margin_loss, {},
      (X, LABELS)),
     (L.MultiLabelMarginLoss, {"reduction": "sum"}, L.multilabel_margin_loss, {}, (X, MULTI)),
@@ -61,7 +63,7 @@ IDS = [c[0].__name__ for c in CASES]
 
 def test_every_loss_has_a_class():
     classes = {name for name in L.__all__ if name[0].isupper()}
-    assert classes == set(IDS) and len(classes) == 19
+    assert classes == set(IDS) and len(classes) == 20
 
 
 @pytest.mark.parametrize(("cls", "options", "fn", "fn_options", "args"), CASES, ids=IDS)

@@ -1,6 +1,6 @@
-"""hinge_embedding_loss, margin_ranking_loss, cosine_embedding_loss, triplet_margin_loss:
-optax cross-checks and the documented differences, torch's corner cases, bad input, dtypes,
-jit/grad/vmap."""
+"""hinge_embedding_loss, margin_ranking_loss, cosine_embedding_loss, triplet_margin_loss,
+triplet_margin_with_distance_loss and pairwise_distance: optax cross-checks and the
+documented differences, torch's corner cases, bad input, dtypes, jit/grad/vmap."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ import optax
 import pytest
 
 from fnlearn.losses import (
+    TripletMarginWithDistanceLoss,
     cosine_embedding_loss,
     hinge_embedding_loss,
     margin_ranking_loss,
+    pairwise_distance,
     triplet_margin_loss,
+    triplet_margin_with_distance_loss,
 )
 
 rng = np.random.default_rng(2)
@@ -225,3 +228,85 @@ def test_traced_margins():
                                rtol=1e-14)
     np.testing.assert_allclose(out[3], triplet_margin_loss(A, P, N, margin=0.7, eps=0.7e-6),
                                rtol=1e-14)
+
+
+# --- pairwise_distance, triplet_margin_with_distance_loss -----------------------------------
+
+@pytest.mark.parametrize("p", [1, 2, 3, 1.5], ids=lambda p: f"p{p}")
+def test_pairwise_distance_formula_keepdim_and_broadcast(p):
+    np.testing.assert_allclose(pairwise_distance(A, P, p=p), _torch_distance(A, P, p),
+                               rtol=1e-12)
+    assert pairwise_distance(A, P, keepdim=True).shape == (5, 1)
+    row = _torch_distance(np.asarray(A), np.asarray(P[0]), p)
+    np.testing.assert_allclose(pairwise_distance(A, P[0], p=p), row,
+                               rtol=1e-12)  # a row against a batch, as torch broadcasts
+    assert pairwise_distance(A[0], P[0]).shape == ()
+    np.testing.assert_allclose(pairwise_distance(jnp.asarray(1.0), jnp.asarray(3.0)),
+                               2.0 - 1e-6, rtol=1e-15)  # 0-d: |x1 - x2 + eps| (torch)
+
+
+def test_triplet_with_default_distance_is_triplet_margin_loss():
+    """torch's default distance is PairwiseDistance() (p=2, eps=1e-6): values and gradients
+    equal triplet_margin_loss's (which the reference data checks against torch)."""
+    for swap in (False, True):
+        for reduction in ("none", "mean", "sum"):
+            ours = triplet_margin_with_distance_loss(A, P, N, margin=1.5, swap=swap,
+                                                     reduction=reduction)
+            theirs = triplet_margin_loss(A, P, N, margin=1.5, swap=swap, reduction=reduction)
+            np.testing.assert_allclose(ours, theirs, rtol=1e-15)
+    g = jax.grad(lambda a: triplet_margin_with_distance_loss(a, P, N, margin=1.5))(A)
+    np.testing.assert_allclose(g, jax.grad(lambda a: triplet_margin_loss(a, P, N, margin=1.5))(A),
+                               rtol=1e-15)
+
+
+def _l1(x, y):
+    return jnp.sum(jnp.abs(x - y), axis=-1)
+
+
+def test_triplet_with_a_custom_distance():
+    d_ap, d_an, d_pn = (np.sum(np.abs(np.asarray(u - v)), -1) for u, v in ((A, P), (A, N), (P, N)))
+    out = triplet_margin_with_distance_loss(A, P, N, distance_function=_l1, margin=2.0,
+                                            reduction="none")
+    np.testing.assert_allclose(out, np.maximum(d_ap - d_an + 2.0, 0), rtol=1e-14)
+    out = triplet_margin_with_distance_loss(A, P, N, distance_function=_l1, margin=2.0,
+                                            swap=True, reduction="sum")
+    np.testing.assert_allclose(out, np.sum(np.maximum(d_ap - np.minimum(d_an, d_pn) + 2.0, 0)),
+                               rtol=1e-14)
+
+
+def test_triplet_with_distance_under_jit_vmap_and_as_a_class():
+    loss = TripletMarginWithDistanceLoss(distance_function=_l1, margin=2.0, swap=True)
+    expected = triplet_margin_with_distance_loss(A, P, N, distance_function=_l1, margin=2.0,
+                                                 swap=True)
+    np.testing.assert_allclose(jax.jit(loss)(A, P, N), expected, rtol=1e-15)
+    per_row = jax.vmap(lambda a, p, n: loss(a, p, n))(A, P, N)
+    assert per_row.shape == (5,)
+    np.testing.assert_allclose(jnp.mean(per_row), expected, rtol=1e-14)
+    assert loss.margin == 2.0 and loss.distance_function is _l1
+    assert triplet_margin_with_distance_loss(A.astype(jnp.float32), P.astype(jnp.float32),
+                                             N.astype(jnp.float32)).dtype == jnp.float32
+    assert triplet_margin_with_distance_loss(A.astype(jnp.bfloat16), P.astype(jnp.bfloat16),
+                                             N.astype(jnp.bfloat16)).dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    (dict(margin=0.0), ValueError, "margin must be greater than 0, got 0.0"),
+    (dict(negative=jnp.ones(4)), ValueError, "anchor 2D, positive 2D and negative 1D"),
+    (dict(distance_function="l1"), TypeError, "distance_function must be callable"),
+    (dict(anchor=jnp.ones((5, 4), jnp.int32)), TypeError, "anchor must be a floating"),
+    (dict(reduction="avg"), ValueError, "avg is not a valid value for reduction"),
+], ids=["margin0", "ndim", "not-callable", "int-anchor", "reduction"])
+def test_triplet_with_distance_bad_input(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        triplet_margin_with_distance_loss(
+            **{"anchor": A, "positive": P, "negative": N, **kwargs})
+
+
+def test_triplet_with_distance_class_checks_at_construction():
+    with pytest.raises(ValueError, match="TripletMarginWithDistanceLoss: expected margin to be "
+                                         "greater than 0, got -1.0 instead"):
+        TripletMarginWithDistanceLoss(margin=-1.0)
+    with pytest.raises(ValueError, match="avg is not a valid value for reduction"):
+        TripletMarginWithDistanceLoss(reduction="avg")
+    with pytest.raises(TypeError):
+        TripletMarginWithDistanceLoss(_l1)  # keyword-only, as torch's

@@ -97,12 +97,25 @@ def draw(name: str, rng: np.random.Generator):
         kw = {"margin": float(rng.uniform(0.1, 3)), "p": p, "swap": bool(rng.random() < 0.5),
               "reduction": r, "eps": float(rng.choice([1e-6, 0.0]))}
         return [rng.standard_normal(shape) for _ in range(3)], kw, (0, 1, 2)
+    if name == "triplet_margin_with_distance_loss":  # the default distance (custom: below)
+        n, d = (int(s) for s in rng.integers(1, 6, 2))
+        shape = (n, d) if rng.random() < 0.7 else (d,)
+        kw = {"margin": float(rng.uniform(0.1, 3)), "swap": bool(rng.random() < 0.5),
+              "reduction": r}
+        return [rng.standard_normal(shape) for _ in range(3)], kw, (0, 1, 2)
+    if name == "pairwise_distance":
+        n, d = (int(s) for s in rng.integers(1, 6, 2))
+        shapes = [(n, d), (n, d)] if rng.random() < 0.6 else [(n, d), (d,)]
+        kw = {"p": float(rng.choice([1, 2, 3, 1.5, 0.5, math.inf])),
+              "eps": float(rng.choice([1e-6, 0.0, 0.1])), "keepdim": bool(rng.random() < 0.3)}
+        return [rng.standard_normal(s) for s in shapes], kw, (0, 1)
     raise KeyError(name)
 
 
 MINE = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss",
         "gaussian_nll_loss", "hinge_embedding_loss", "margin_ranking_loss",
-        "cosine_embedding_loss", "triplet_margin_loss"]
+        "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
+        "pairwise_distance"]
 
 
 def _torch_grad(loss, inputs, cot):
@@ -171,10 +184,61 @@ def _params(sig):
     return [(p.name, p.default, p.kind) for p in sig.parameters.values()]
 
 
+def _torch_params(fn):
+    """A torch function's parameters; for a builtin without a signature
+    (``F.pairwise_distance``), the one its docstring's first line documents."""
+    try:
+        return _params(inspect.signature(fn))
+    except ValueError:
+        line = fn.__doc__.strip().splitlines()[0]
+        documented = line[line.index("(") + 1:line.rindex(")")]
+        return _params(inspect.signature(eval(f"lambda {documented}: None")))  # noqa: S307
+
+
 @pytest.mark.parametrize("name", [n for n in L.__all__ if hasattr(F, n)])
 def test_function_signatures_are_torchs(name):
-    assert _params(inspect.signature(getattr(L, name))) == _params(
-        inspect.signature(getattr(F, name)))
+    assert _params(inspect.signature(getattr(L, name))) == _torch_params(getattr(F, name))
+
+
+def _cosine_distance(x, y):
+    """1 - cosine similarity over the last dimension (JAX; non-degenerate vectors)."""
+    dot = jnp.sum(x * y, axis=-1)
+    return 1.0 - dot / (jnp.linalg.norm(x, axis=-1) * jnp.linalg.norm(y, axis=-1))
+
+
+DISTANCES = {  # torch's distance_function, ours
+    "pairwise-p1": (torch.nn.PairwiseDistance(p=1), lambda x, y: L.pairwise_distance(x, y, p=1)),
+    "pairwise-inf": (lambda x, y: torch.pairwise_distance(x, y, p=math.inf),
+                     lambda x, y: L.pairwise_distance(x, y, p=math.inf)),
+    "cosine": (lambda x, y: 1.0 - F.cosine_similarity(x, y, dim=-1), _cosine_distance),
+    "squared-l2": (lambda x, y: ((x - y) ** 2).sum(-1),
+                   lambda x, y: jnp.sum((x - y) ** 2, axis=-1)),
+}
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_triplet_with_a_custom_distance_matches_torch(distance, dtype):
+    theirs_fn, ours_fn = DISTANCES[distance]
+    tdt = getattr(torch, dtype)
+    for seed in range(4):
+        rng = np.random.default_rng([seed, 77])
+        arrays = [rng.standard_normal((5, 4)) for _ in range(3)]
+        kw = {"margin": float(rng.uniform(0.1, 3)), "swap": bool(seed % 2),
+              "reduction": str(rng.choice(["none", "mean", "sum"]))}
+        t_args = [torch.tensor(a, dtype=tdt, requires_grad=True) for a in arrays]
+        expected = F.triplet_margin_with_distance_loss(*t_args, distance_function=theirs_fn,
+                                                       **kw)
+        cot = rng.standard_normal(tuple(expected.shape))
+        t_grads = _torch_grad(expected, t_args, torch.tensor(cot, dtype=tdt))
+        out, vjp = jax.vjp(lambda *a, kw=kw: L.triplet_margin_with_distance_loss(
+            *a, distance_function=ours_fn, **kw), *(jnp.asarray(a, dtype) for a in arrays))
+        grads = vjp(jnp.asarray(cot, dtype))
+        assert out.dtype == jnp.dtype(dtype) and out.shape == tuple(expected.shape)
+        np.testing.assert_allclose(np.asarray(out, np.float64), expected.detach().numpy(),
+                                   **TOL[dtype])
+        for g, tg in zip(grads, t_grads, strict=True):
+            np.testing.assert_allclose(np.asarray(g, np.float64), tg.numpy(), **TOL[dtype])
 
 
 @pytest.mark.parametrize("name", [n for n in L.__all__ if n[0].isupper()])
@@ -206,6 +270,8 @@ CLASS_CASES = [
     ("CosineEmbeddingLoss", {"margin": 0.1},
      lambda r: [r.standard_normal((4, 3)), r.standard_normal((4, 3)), r.choice([-1, 1], 4)]),
     ("TripletMarginLoss", {"p": 3.0, "swap": True},
+     lambda r: [r.standard_normal((4, 3)) for _ in range(3)]),
+    ("TripletMarginWithDistanceLoss", {"margin": 0.7, "swap": True},
      lambda r: [r.standard_normal((4, 3)) for _ in range(3)]),
     ("CrossEntropyLoss", {"weight": np.array([0.2, 1.0, 3.0]), "label_smoothing": 0.1},
      lambda r: [r.standard_normal((4, 3)), r.integers(0, 3, 4)]),

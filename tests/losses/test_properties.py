@@ -5,6 +5,7 @@ equals the function form."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,14 @@ CATALOGUE = {
         L.triplet_margin_loss, L.TripletMarginLoss,
         lambda d, n, c, e: (reals(d, (n, c), e), reals(d, (n, c), e), reals(d, (n, c), e)),
         {"p": 1, "eps": 0.0}),
+    "triplet_margin_with_distance_loss": Entry(
+        L.triplet_margin_with_distance_loss, L.TripletMarginWithDistanceLoss,
+        lambda d, n, c, e: (reals(d, (n, c), e), reals(d, (n, c), e), reals(d, (n, c), e)),
+        {"swap": True, "margin": 0.5}),
+    "triplet_margin_with_distance_loss-l1": Entry(
+        L.triplet_margin_with_distance_loss, L.TripletMarginWithDistanceLoss,
+        lambda d, n, c, e: (reals(d, (n, c), e), reals(d, (n, c), e), reals(d, (n, c), e)),
+        {"distance_function": functools.partial(L.pairwise_distance, p=1, eps=0.0)}),
     "multi_margin_loss": Entry(
         L.multi_margin_loss, L.MultiMarginLoss,
         lambda d, n, c, e: (reals(d, (n, c), e), ints(d, (n,), 0, c - 1)), {"p": 2}),
