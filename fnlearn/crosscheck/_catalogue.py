@@ -180,6 +180,8 @@ OPTIMIZER_CASES: tuple[tuple[str, dict[str, Any], bool], ...] = (
     ("asgd", dict(), False),
     ("asgd", dict(lr=0.05, lambd=0.01, weight_decay=0.1, maximize=True), False),
     ("rprop", dict(), False),
+    ("adafactor", dict(), False),
+    ("adafactor", dict(lr=0.05, weight_decay=0.1, d=2.0, maximize=True), False),
 )
 
 

@@ -36,6 +36,8 @@ TORCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "adadelta": dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False),
     "asgd": dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False),
     "rprop": dict(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), maximize=False),
+    "adafactor": dict(lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0,
+                      maximize=False),
     "clip_grad_norm": dict(max_norm=1.0, norm_type=2.0, error_if_nonfinite=False),
     "clip_grad_value": dict(clip_value=1.0),
 }
@@ -44,7 +46,8 @@ TORCH_DEFAULTS: dict[str, dict[str, Any]] = {
 TORCH_NAMES: dict[str, str | None] = {
     "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad", "adam": "Adam", "adamw": "AdamW",
     "adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam", "adadelta": "Adadelta",
-    "asgd": "ASGD", "rprop": "Rprop", "clip_grad_norm": None, "clip_grad_value": None,
+    "asgd": "ASGD", "rprop": "Rprop", "adafactor": "Adafactor", "clip_grad_norm": None,
+    "clip_grad_value": None,
 }
 
 
@@ -305,6 +308,32 @@ def _rprop(o: dict[str, Any]) -> _Result:
     return _chain(*_prefix(o, l2=False), core), False, reason, ""
 
 
+def _adafactor(o: dict[str, Any]) -> _Result:
+    lr, wd, (eps1, eps2) = o["lr"], o["weight_decay"], o["eps"]
+    base = lr
+    rho = _schedule(lambda k: jnp.minimum(_lr_at(base, k), 1 / jnp.sqrt(_float(k) + 1)),
+                    f"lambda k: jnp.minimum({_arg(base)}{'(k)' if callable(base) else ''}, "
+                    "1 / jnp.sqrt(k + 1.0))")
+    core = _call("adafactor", rho, min_dim_size_to_factor=1, decay_rate=-o["beta2_decay"],
+                 clipping_threshold=o["d"])
+    reasons = [
+        "optax computes the second-moment weight 1 - t^beta2_decay from a float32 step count "
+        "(relative deviation ~1e-8 in float64, level in float32); it factors over the two "
+        "largest axes of a parameter of rank >= 3, torch over the last two"]
+    if eps1 is not None:
+        reasons.append(f"torch clamps the estimate at eps1={eps1!r}, optax has no such floor")
+    if eps2 != 1e-3:
+        reasons.append(f"optax's parameter-scale floor is 1e-3, torch's eps2={eps2!r}")
+    decay = None
+    if wd != 0:
+        if callable(lr):
+            reasons.append("torch decays the params by lr_t * weight_decay with a scheduled "
+                           "lr; optax.add_decayed_weights takes a constant only")
+        else:  # theta (1 - lr wd): an update -lr wd theta beside adafactor's step
+            decay = _call("add_decayed_weights", -lr * wd)
+    return _chain(*_prefix(o, l2=False), core, decay), False, "; ".join(reasons), ""
+
+
 def _clip_grad_norm(o: dict[str, Any]) -> _Result:
     norm_type = float(o["norm_type"])
     part = _call("clip_by_global_norm", o["max_norm"])
@@ -328,7 +357,7 @@ def _clip_grad_value(o: dict[str, Any]) -> _Result:
 _BUILDERS: dict[str, Callable[[dict[str, Any]], _Result]] = {
     "sgd": _sgd, "rmsprop": _rmsprop, "adagrad": _adagrad, "adam": _adam, "adamw": _adamw,
     "adamax": _adamax, "nadam": _nadam, "radam": _radam, "adadelta": _adadelta,
-    "asgd": _asgd, "rprop": _rprop, "clip_grad_norm": _clip_grad_norm,
+    "asgd": _asgd, "rprop": _rprop, "adafactor": _adafactor, "clip_grad_norm": _clip_grad_norm,
     "clip_grad_value": _clip_grad_value,
 }
 

@@ -1,6 +1,7 @@
 """torch.optim's algorithms as pure, jit-able optax-style GradientTransformations."""
 
 from ._adadelta import AdadeltaState, adadelta
+from ._adafactor import AdafactorState, adafactor
 from ._adagrad import AdagradState, adagrad
 from ._adam import AdamState, adam, adamw
 from ._adamax import AdamaxState, adamax
@@ -45,11 +46,13 @@ __all__ = [
     "sgd",
     "ASGDState",
     "AdadeltaState",
+    "AdafactorState",
     "AdamaxState",
     "NAdamState",
     "RAdamState",
     "RpropState",
     "adadelta",
+    "adafactor",
     "adamax",
     "asgd",
     "nadam",

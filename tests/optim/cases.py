@@ -35,7 +35,7 @@ import numpy as np
 from fnlearn import optim
 from tests._reference import OptCase
 
-TABLE_MODULES = ("core", "more")
+TABLE_MODULES = ("core", "more", "adafactor")
 
 #: The parameter shapes every reference trajectory uses (a list pytree, torch's param order).
 SHAPES = ((2, 3), (3,))

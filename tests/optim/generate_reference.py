@@ -65,7 +65,9 @@ def run_torch(table: str, case: OptCase, dtype: str, p0, grads) -> dict[str, np.
         if k + 1 in state_steps(case):
             names = {name for p in params for name in opt.state[p]}
             for name in names:
-                values = [np.asarray(opt.state[p][name], dtype=np.float64) for p in params]
+                # the parameters that have the key (Adafactor: row_var only for matrices)
+                values = [np.asarray(opt.state[p][name], dtype=np.float64) for p in params
+                          if name in opt.state[p]]
                 states.setdefault(name, []).append(pack(values))
     stored = {"params": np.stack(trajectory)}
     for name, rows in states.items():

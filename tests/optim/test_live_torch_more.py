@@ -1,4 +1,5 @@
-"""Live randomized comparisons of Adamax, NAdam, RAdam, Adadelta, ASGD and Rprop with torch.
+"""Live randomized comparisons of Adamax, NAdam, RAdam, Adadelta, ASGD, Rprop and Adafactor
+with torch.
 
 Each test draws a configuration (every option of the algorithm) and a gradient sequence from
 a fixed seed, runs torch and fnlearn side by side and compares the parameters after every
@@ -27,7 +28,8 @@ TOL = {"float64": 1e-10, "float32": 1e-5}
 STEPS = 30
 SHAPES = ((2, 3), (4,))
 TORCH_NAME = {"adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam",
-              "adadelta": "Adadelta", "asgd": "ASGD", "rprop": "Rprop"}
+              "adadelta": "Adadelta", "asgd": "ASGD", "rprop": "Rprop",
+              "adafactor": "Adafactor"}
 
 
 def _log_uniform(rng, low, high):
@@ -61,6 +63,11 @@ def draw(name: str, rng: np.random.Generator) -> dict:
         etas = (float(rng.uniform(0.1, 0.9)), float(rng.uniform(1.05, 2.0)))
         sizes = (_log_uniform(rng, 1e-6, 1e-3), _log_uniform(rng, 0.05, 50.0))
         return dict(lr=lr, etas=etas, step_sizes=sizes, maximize=maximize)
+    if name == "adafactor":
+        eps1 = None if rng.random() < 0.5 else _log_uniform(rng, 1e-8, 1e-2)
+        return dict(lr=_log_uniform(rng, 1e-3, 1.0), beta2_decay=float(rng.uniform(-1.0, -0.1)),
+                    eps=(eps1, _log_uniform(rng, 1e-4, 1.0)), d=float(rng.uniform(1.0, 4.0)),
+                    weight_decay=wd, maximize=maximize)
     raise ValueError(name)
 
 
@@ -89,9 +96,11 @@ def deviations(name: str, kwargs: dict, dtype: str, seed: int) -> dict[str, floa
             for p, g in zip(tparams, grads[k], strict=True):
                 p.grad = torch.tensor(g, dtype=tdt)
             topt.step()
+            keys = {key for p in tparams for key in topt.state[p]}  # Adafactor: per shape
             torch_traj.append({"params": [p.detach().numpy().copy() for p in tparams]}
                               | {key: [np.asarray(topt.state[p][key], np.float64).copy()
-                                       for p in tparams] for key in topt.state[tparams[0]]})
+                                       for p in tparams if key in topt.state[p]]
+                                 for key in keys})
 
     opt = getattr(optim, name)(**kwargs)
     params = [jnp.asarray(p) for p in p0]
@@ -145,6 +154,9 @@ BAD = [
     ("asgd", dict(lr=-1.0)), ("asgd", dict(weight_decay=-0.1)),
     ("rprop", dict(lr=-1.0)), ("rprop", dict(etas=(0.5, 0.9))), ("rprop", dict(etas=(0.0, 1.2))),
     ("rprop", dict(etas=(1.0, 1.2))), ("rprop", dict(etas=(0.5, 1.0))),
+    ("adafactor", dict(lr=-1.0)), ("adafactor", dict(beta2_decay=0.5)),
+    ("adafactor", dict(eps=(-1e-3, 1e-3))), ("adafactor", dict(eps=(None, -1.0))),
+    ("adafactor", dict(d=0.5)), ("adafactor", dict(weight_decay=-0.1)),
 ]
 
 

@@ -59,7 +59,9 @@ def state_field(states, name: str, n_rows: int) -> np.ndarray:
     rows = [np.asarray(x)[n_rows] for x in jax.tree.leaves(field)]
     if len(rows) == 1 and rows[0].ndim == 1:  # one scalar for all parameters (step, ...)
         rows = [rows[0][:, None]] * len(SHAPES)
-    assert len(rows) == len(SHAPES), f"state field {name!r} has {len(rows)} leaves"
+    else:  # one slot per parameter, None where it has no such buffer (torch: no key)
+        slots = jax.tree.leaves(field, is_leaf=lambda x: x is None)
+        assert len(slots) == len(SHAPES), f"state field {name!r} has {len(slots)} slots"
     return pack(rows, lead=1)
 
 
