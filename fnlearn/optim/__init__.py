@@ -22,6 +22,7 @@ from ._clip import (
 )
 from ._fused import FusedGradientTransformation, update_and_apply
 from ._groups import FROZEN, freeze, param_groups
+from ._muon import MuonState, muon
 from ._nadam import NAdamState, nadam
 from ._plateau import PlateauState, ReduceLROnPlateau, reduce_lr_on_plateau, set_hyperparam
 from ._radam import RAdamState, radam
@@ -48,6 +49,7 @@ __all__ = [
     "AdadeltaState",
     "AdafactorState",
     "AdamaxState",
+    "MuonState",
     "NAdamState",
     "RAdamState",
     "RpropState",
@@ -55,6 +57,7 @@ __all__ = [
     "adafactor",
     "adamax",
     "asgd",
+    "muon",
     "nadam",
     "radam",
     "rprop",

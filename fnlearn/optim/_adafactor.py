@@ -45,7 +45,14 @@ import numpy as np
 from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
 from ..flat import Flat
-from ._base import GradientTransformation, compute_dtype, is_static, is_zero, require_params
+from ._base import (
+    GradientTransformation,
+    compute_dtype,
+    is_static,
+    is_zero,
+    require_params,
+    torch_lerp,
+)
 from ._schedule import resolve
 
 
@@ -194,12 +201,12 @@ def adafactor(
             alpha = jnp.maximum(eps2, jnp.linalg.norm(th.ravel()) / math.sqrt(n)) * rho
             new = th * (1 - gamma * lam) if not is_zero(weight_decay) else th
             if g.ndim > 1:
-                row_t = _lerp(row.astype(dtype), _mean_square(g, -1), w)
-                col_t = _lerp(col.astype(dtype), _mean_square(g, -2), w)
+                row_t = torch_lerp(row.astype(dtype), _mean_square(g, -1), w)
+                col_t = torch_lerp(col.astype(dtype), _mean_square(g, -2), w)
                 v = row_t * col_t / jnp.maximum(jnp.mean(row_t, axis=-2, keepdims=True), e1)
                 row, col = row_t.astype(row.dtype), col_t.astype(col.dtype)
             else:
-                var_t = _lerp(var.astype(dtype), g * g, w)
+                var_t = torch_lerp(var.astype(dtype), g * g, w)
                 v = var_t
                 var = var_t.astype(var.dtype)
             u = (1 / jnp.sqrt(jnp.maximum(v, e1 * e1))) * g
@@ -227,9 +234,3 @@ def _mean_square(g: Array, axis: int) -> Array:
     ``g * g`` along ``axis``."""
     return jnp.square(jnp.linalg.norm(g, axis=axis, keepdims=True)) / g.shape[axis]
 
-
-def _lerp(start: Array, end: Array, weight: Array) -> Array:
-    """torch's ``lerp``: ``start + w (end - start)`` for ``|w| < 0.5``, else
-    ``end - (end - start)(1 - w)`` (exact at ``w = 1``, Adafactor's first step)."""
-    diff = end - start
-    return jnp.where(jnp.abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight))

@@ -127,3 +127,10 @@ def require_params(params: Params | None, name: str, why: str) -> Params:
     if params is None:
         raise ValueError(f"{name}: update() needs `params` because {why}; pass params=...")
     return params
+
+
+def torch_lerp(start: Array, end: Array, weight: Array) -> Array:
+    """torch's ``lerp(start, end, w)``: ``start + w (end - start)`` for ``|w| < 0.5``, else
+    ``end - (end - start)(1 - w)`` (exact at ``w = 1``: Adafactor's first step)."""
+    diff = end - start
+    return jnp.where(jnp.abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight))
