@@ -60,6 +60,7 @@ __all__ = [
     "polynomial_lr",
     "sequential_lr",
     "step_lr",
+    "swa_lr",
 ]
 
 _INT32_MAX = 2**31 - 1
@@ -1058,5 +1059,58 @@ def chained_scheduler(lr: ArrayLike, schedulers: Sequence[Schedule]) -> Schedule
         for s in schedulers:
             value = value * (jnp.asarray(s(count)).astype(_dtype()) / safe)
         return value
+
+    return schedule
+
+
+def swa_lr(
+    lr: ArrayLike,
+    swa_lr: float,
+    anneal_epochs: int = 10,
+    anneal_strategy: str = "cos",
+) -> Schedule:
+    r"""JAX implementation of :class:`torch.optim.swa_utils.SWALR`.
+
+    .. math::
+        \gamma_k = \gamma_\text{swa}\, a(t_k) + \gamma_0 (1 - a(t_k)), \qquad
+        t_k = \min\!\Big(1, \frac{k}{\max(1, E)}\Big)
+
+    with :math:`a(t) = (1 - \cos \pi t) / 2` (``'cos'``) or :math:`a(t) = t` (``'linear'``),
+    :math:`E` = ``anneal_epochs``; with :math:`E = 0` the lr is :math:`\gamma_\text{swa}` from
+    the first step (torch: :math:`k \ge 1` in :math:`t_k`). torch computes it recursively,
+    recovering :math:`\gamma_0` from the optimizer's current lr at each step; this closed
+    form equals it up to rounding. Stepped per epoch in torch's SWA recipes: count epochs.
+
+    Args:
+        lr: the optimizer's lr when SWALR is built, :math:`\gamma_0`.
+        swa_lr: the lr annealed to, :math:`\gamma_\text{swa}`.
+        anneal_epochs: :math:`E`, the length of the annealing (an integer >= 0). Default 10.
+        anneal_strategy: ``'cos'`` or ``'linear'``. Default ``'cos'``.
+
+    Returns:
+        A schedule ``k -> lr``.
+
+    Example::
+
+        >>> s = swa_lr(1.0, swa_lr=0.5, anneal_epochs=2, anneal_strategy="linear")
+        >>> [float(s(k)) for k in range(4)]
+        [1.0, 0.75, 0.5, 0.5]
+    """
+    _check_nonneg(lr, "lr")
+    _check_nonneg(swa_lr, "swa_lr")
+    if anneal_strategy not in ("cos", "linear"):
+        raise ValueError(
+            f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+    if isinstance(anneal_epochs, bool) or not isinstance(anneal_epochs, (int, np.integer)) \
+            or anneal_epochs < 0:
+        raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
+
+    def schedule(count: ArrayLike) -> Array:
+        k = _k(count)
+        if anneal_epochs == 0:
+            k = jnp.maximum(k, 1)
+        t = jnp.clip(k / max(1, anneal_epochs), 0, 1)
+        a = (1 - jnp.cos(math.pi * t)) / 2 if anneal_strategy == "cos" else t
+        return _f(swa_lr) * a + _f(lr) * (1 - a)
 
     return schedule

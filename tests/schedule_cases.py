@@ -218,7 +218,19 @@ def _cases() -> list[SchedCase]:
                                            S.MultiplicativeLR(o, lambda k: 0.97)]),
           lambda: s.chained_scheduler(LR, [s.polynomial_lr(LR, 10, 1.5),
                                            s.multiplicative_lr(LR, lambda k: 0.97)]), 14),
+        # SWALR (torch.optim.swa_utils): cos and linear annealing, E = 0 and 1 edge cases
+        *[c(f"swa_lr-{e}-{strategy}", lambda o, S, e=e, strategy=strategy: _swalr(
+            o, swa_lr=0.013, anneal_epochs=e, anneal_strategy=strategy),
+            lambda e=e, strategy=strategy: s.swa_lr(LR, 0.013, e, strategy), 15)
+          for e in (0, 1, 5) for strategy in ("cos", "linear")],
     ]
+
+
+def _swalr(opt, **kwargs):
+    """torch.optim.swa_utils.SWALR (imported here: this module needs no torch)."""
+    from torch.optim.swa_utils import SWALR
+
+    return SWALR(opt, **kwargs)
 
 
 SCHED_CASES: list[SchedCase] = _cases()

@@ -379,6 +379,12 @@ BAD = [
      "expects at least one scheduler to be chained"),
     ("chained-not-callable", lambda: s.chained_scheduler(0.1, [s.exponential_lr(0.1, 0.9), 2]),
      TypeError, "index 1"),
+    ("swa_lr-strategy", lambda: s.swa_lr(0.1, 0.01, anneal_strategy="exp"), ValueError,
+     "anneal_strategy must be one of 'cos' or 'linear', instead got exp"),
+    ("swa_lr-epochs", lambda: s.swa_lr(0.1, 0.01, anneal_epochs=-1), ValueError,
+     "anneal_epochs must be equal or greater than 0, got -1"),
+    ("swa_lr-epochs-float", lambda: s.swa_lr(0.1, 0.01, anneal_epochs=2.5), ValueError,
+     "anneal_epochs must be equal or greater than 0, got 2.5"),
 ]
 
 

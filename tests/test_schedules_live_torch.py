@@ -14,6 +14,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from torch.optim import lr_scheduler as S  # noqa: E402
+from torch.optim.swa_utils import SWALR  # noqa: E402
 
 from fnlearn import schedules as s  # noqa: E402
 from fnlearn.optim import reduce_lr_on_plateau  # noqa: E402
@@ -107,6 +108,9 @@ def _random_cases(rng):
                                       S.MultiStepLR(o, ms, g2)]),
         s.chained_scheduler(LR, [s.constant_lr(LR, f, t), s.exponential_lr(LR, g3),
                                  s.multi_step_lr(LR, ms, g2)]))
+    swa, ae, strat = u(0.001, 0.1), i(0, 12), str(rng.choice(["cos", "linear"]))
+    add("swa_lr", lambda o: SWALR(o, swa_lr=swa, anneal_epochs=ae, anneal_strategy=strat),
+        s.swa_lr(LR, swa, ae, strat))
     return cases
 
 
