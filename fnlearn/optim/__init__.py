@@ -1,5 +1,6 @@
 """torch.optim's algorithms as pure, jit-able optax-style GradientTransformations."""
 
+from . import swa_utils
 from ._adadelta import AdadeltaState, adadelta
 from ._adafactor import AdafactorState, adafactor
 from ._adagrad import AdagradState, adagrad
@@ -75,4 +76,5 @@ __all__ = [
     "param_groups",
     "reduce_lr_on_plateau",
     "set_hyperparam",
+    "swa_utils",
 ]
