@@ -23,6 +23,7 @@ from ._clip import (
 )
 from ._fused import FusedGradientTransformation, update_and_apply
 from ._groups import FROZEN, freeze, param_groups
+from ._lbfgs import LBFGS, LBFGSState, lbfgs
 from ._muon import MuonState, muon
 from ._nadam import NAdamState, nadam
 from ._plateau import PlateauState, ReduceLROnPlateau, reduce_lr_on_plateau, set_hyperparam
@@ -64,6 +65,9 @@ __all__ = [
     "rprop",
     "ClipGradNormState",
     "FROZEN",
+    "LBFGS",
+    "LBFGSState",
+    "lbfgs",
     "PlateauState",
     "ReduceLROnPlateau",
     "clip_grad_norm",
