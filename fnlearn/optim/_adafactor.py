@@ -44,12 +44,13 @@ import numpy as np
 
 from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
-from ..flat import Flat
 from ._base import (
     GradientTransformation,
     compute_dtype,
     is_static,
     is_zero,
+    per_parameter,
+    reject_complex,
     require_params,
     torch_lerp,
 )
@@ -158,13 +159,9 @@ def adafactor(
     _check(weight_decay, "weight_decay should be >= 0 but is", lambda v: v >= 0)
 
     def init(params: Params) -> AdafactorState:
-        tree = params.tree() if isinstance(params, Flat) else params
-        for path, p in jax.tree_util.tree_leaves_with_path(tree):
-            if jnp.iscomplexobj(p):
-                raise TypeError(f"adafactor: params{jax.tree_util.keystr(path)} is complex "
-                                f"({p.dtype}); Adafactor does not support complex parameters "
-                                "(as torch's)")
-        leaves, treedef = jax.tree.flatten(tree)
+        reject_complex(params, "adafactor", "params",
+                       "Adafactor does not support complex parameters (as torch's)")
+        leaves, treedef = jax.tree.flatten(params)
         factored = [jnp.ndim(p) > 1 for p in leaves]
 
         def field(make, where):
@@ -181,9 +178,6 @@ def adafactor(
     def update(grads: Params, state: AdafactorState, params: Params | None = None):
         params = require_params(params, "adafactor",
                                 "the step size scales with each parameter's RMS")
-        flat = params if isinstance(params, Flat) else None
-        if flat is not None:
-            grads, params = grads.tree(), params.tree()
         dtype = compute_dtype(grads)
         t = (state.step + 1).astype(dtype)
         gamma = resolve(lr, state.step, dtype)
@@ -216,11 +210,9 @@ def adafactor(
 
         updates, row_var, col_var, variance = tree_map_tuple(
             rule, grads, params, state.row_var, state.col_var, state.variance, n_out=4)
-        if flat is not None:
-            updates = flat.like(updates)
         return updates, AdafactorState(state.step + 1, row_var, col_var, variance)
 
-    return GradientTransformation(init, update)
+    return per_parameter(init, update)
 
 
 def _check(value: Any, message: str, ok) -> None:

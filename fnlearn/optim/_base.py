@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from .._typing import Array, Params
+from ..flat import Flat
 
 #: optax's two-field protocol ``(init, update)``; fnlearn optimizers are instances of it, so
 #: ``optax.chain``, ``optax.inject_hyperparams``, flax ``TrainState`` and ``nnx.Optimizer``
@@ -134,3 +135,33 @@ def torch_lerp(start: Array, end: Array, weight: Array) -> Array:
     ``end - (end - start)(1 - w)`` (exact at ``w = 1``: Adafactor's first step)."""
     diff = end - start
     return jnp.where(jnp.abs(weight) < 0.5, start + weight * diff, end - diff * (1 - weight))
+
+
+def reject_complex(tree: Any, name: str, arg: str, why: str,
+                   error: type[Exception] = TypeError) -> None:
+    """Raise ``error("<name>: <arg><path> is complex (<dtype>); <why>")`` at the first complex
+    leaf of ``tree`` (for the transformations torch refuses complex tensors in)."""
+    for path, x in jax.tree_util.tree_leaves_with_path(tree):
+        if jnp.iscomplexobj(x):
+            raise error(f"{name}: {arg}{jax.tree_util.keystr(path)} is complex ({x.dtype}); "
+                        f"{why}")
+
+
+def per_parameter(init: Callable[[Params], Any], update: Callable[..., tuple[Params, Any]]
+                  ) -> GradientTransformation:
+    """A transformation whose rule depends on each parameter's shape (Adafactor's factors,
+    Muon's matrices), made to accept a :class:`~fnlearn.flat.Flat`: ``init`` and ``update``
+    see its tree of views, and the updates come back in the ``Flat``'s layout (the state
+    keeps one array per parameter)."""
+
+    def tree_of(x: Any) -> Any:
+        return x.tree() if isinstance(x, Flat) else x
+
+    def flat_init(params: Params) -> Any:
+        return init(tree_of(params))
+
+    def flat_update(grads: Params, state: Any, params: Params | None = None):
+        updates, state = update(tree_of(grads), state, tree_of(params))
+        return (grads.like(updates) if isinstance(grads, Flat) else updates), state
+
+    return GradientTransformation(flat_init, flat_update)

@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from .._typing import Array, ArrayLike, Params
-from ._base import GradientTransformation, check_nonnegative, compute_dtype
+from ._base import GradientTransformation, check_nonnegative, compute_dtype, reject_complex
 
 
 def _norm_order(norm_type: float | str) -> float:
@@ -220,12 +220,9 @@ def clip_grad_value(grads: Params, clip_value: ArrayLike) -> Params:
     optax equivalent (exact): ``optax.clip(clip_value)``.
     """
     check_nonnegative(clip_value, "clip_value")
-    for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        if jnp.iscomplexobj(g):
-            raise NotImplementedError(
-                f"clip_grad_value: grads{jax.tree_util.keystr(path)} is complex ({g.dtype}); "
-                "clamp is not supported for complex types (torch raises the same); clip by "
-                "norm (clip_grad_norm) instead")
+    reject_complex(grads, "clip_grad_value", "grads",
+                   "clamp is not supported for complex types (torch raises the same); clip by "
+                   "norm (clip_grad_norm) instead", NotImplementedError)
 
     def clamp(g: Array) -> Array:
         v = jnp.asarray(clip_value).astype(g.dtype)

@@ -30,6 +30,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .._typing import Array, Params
+from ._base import reject_complex
 
 
 class LBFGSState(NamedTuple):
@@ -75,7 +76,9 @@ def lbfgs(
     ``step(loss_fn, params, state)`` is torch's ``optimizer.step(closure)`` with
     ``closure = loss_fn(params)`` (``loss_fn`` returns a scalar; its gradient is taken with
     ``jax.value_and_grad``): it returns the loss at the ``params`` passed in (torch returns
-    the closure's first value), the new params and the new state.
+    the closure's first value), the new params and the new state. Its jitted value-and-grad is
+    cached per ``loss_fn`` object: pass the same function every step (a new ``lambda`` each
+    step compiles again).
 
     Args:
         lr: :math:`\gamma`, the step length (with a line search: its first trial).
@@ -122,10 +125,7 @@ def lbfgs(
         max_eval = max_iter * 5 // 4
 
     def init(params: Params) -> LBFGSState:
-        for path, p in jax.tree_util.tree_leaves_with_path(params):
-            if jnp.iscomplexobj(p):
-                raise TypeError(f"lbfgs: params{jax.tree_util.keystr(path)} is complex "
-                                f"({p.dtype}); complex parameters are not supported")
+        reject_complex(params, "lbfgs", "params", "complex parameters are not supported")
         return LBFGSState(0, 0, None, None, (), (), (), None, None, None)
 
     @functools.lru_cache(maxsize=8)

@@ -35,12 +35,13 @@ from jax.typing import DTypeLike
 
 from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
-from ..flat import Flat
 from ._base import (
     GradientTransformation,
     compute_dtype,
     is_static,
     is_zero,
+    per_parameter,
+    reject_complex,
     require_params,
     torch_lerp,
 )
@@ -148,26 +149,18 @@ def muon(
         raise TypeError(f"muon: ns_dtype must be a floating dtype, got {ns_dtype}")
 
     def init(params: Params) -> MuonState:
-        tree = params.tree() if isinstance(params, Flat) else params
-        for path, p in jax.tree_util.tree_leaves_with_path(tree):
-            where = f"params{jax.tree_util.keystr(path)}"
-            if jnp.iscomplexobj(p):
-                raise TypeError(f"muon: {where} is complex ({p.dtype}); Muon does not support "
-                                "complex parameters (as torch's)")
+        reject_complex(params, "muon", "params",
+                       "Muon does not support complex parameters (as torch's)")
+        for path, p in jax.tree_util.tree_leaves_with_path(params):
             if jnp.ndim(p) != 2:
-                raise ValueError(f"muon: {where} has shape {tuple(jnp.shape(p))}; Muon only "
-                                 "supports 2D parameters (give the others another optimizer "
-                                 "with param_groups)")
-        return MuonState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, tree))
+                raise ValueError(f"muon: params{jax.tree_util.keystr(path)} has shape "
+                                 f"{tuple(jnp.shape(p))}; Muon only supports 2D parameters "
+                                 "(give the others another optimizer with param_groups)")
+        return MuonState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params))
 
     def update(grads: Params, state: MuonState, params: Params | None = None):
-        flat = params if isinstance(params, Flat) else None
         if not is_zero(weight_decay):
             params = require_params(params, "muon", "weight_decay is nonzero")
-        if isinstance(grads, Flat):
-            grads = grads.tree()
-        if flat is not None:
-            params = flat.tree()
         dtype = compute_dtype(grads)
         gamma = resolve(lr, state.step, dtype)
         lam = resolve(weight_decay, state.step, dtype)
@@ -187,11 +180,9 @@ def muon(
         updates, buffer = tree_map_tuple(
             rule, grads, params if not is_zero(weight_decay) else None, state.momentum_buffer,
             n_out=2)
-        if flat is not None:
-            updates = flat.like(updates)
         return updates, MuonState(state.step + 1, buffer)
 
-    return GradientTransformation(init, update)
+    return per_parameter(init, update)
 
 
 def _lr_ratio(adjust_lr_fn: str | None, shape: tuple[int, ...]) -> float:
