@@ -31,8 +31,8 @@ def _params():
 
 
 def _state(params=None, skip=True):
-    return TrainState.create(_params() if params is None else params, fl.optim.adam(lr=0.1),
-                             skip_nonfinite=skip)
+    state = TrainState.create(_params() if params is None else params, fl.optim.adam(lr=0.1))
+    return state if skip else state._replace(skipped=None)
 
 
 def _bits(tree):

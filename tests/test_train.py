@@ -64,7 +64,7 @@ def test_step_is_value_and_grad_then_optimizer_update():
     for got, want in zip(jax.tree.leaves((state.params, state.opt_state)),
                          jax.tree.leaves((params, opt_state)), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
-    assert state.step.dtype == jnp.int32 and state.skipped is None
+    assert state.step.dtype == jnp.int32 and int(state.skipped) == 0
 
 
 def test_metrics_are_device_arrays_and_the_step_compiles_once():
@@ -211,7 +211,7 @@ def test_nonfinite_step_is_skipped_bit_identically(loss_fn, bad_batch, extra):
     params = {**_params(), "extra": jnp.zeros((1, 2))} if extra else _params()
     step = make_train_step(loss_fn, opt, skip_nonfinite=True)
     good = (_data()[0], _data()[1]) if not extra else None
-    state = TrainState.create(params, opt, skip_nonfinite=True)
+    state = TrainState.create(params, opt)
     if good is not None:
         state, metrics = step(state, good)
         assert not bool(metrics["skipped"])
@@ -231,7 +231,7 @@ def test_skip_nonfinite_changes_nothing_on_finite_steps():
     plain = make_train_step(_mse, opt)
     skipping = make_train_step(_mse, opt, skip_nonfinite=True)
     s1 = TrainState.create(_params(), opt)
-    s2 = TrainState.create(_params(), opt, skip_nonfinite=True)
+    s2 = TrainState.create(_params(), opt)
     for _ in range(3):
         s1, _ = plain(s1, _data())
         s2, _ = skipping(s2, _data())
@@ -239,12 +239,15 @@ def test_skip_nonfinite_changes_nothing_on_finite_steps():
     assert int(s2.skipped) == 0
 
 
-def test_skip_nonfinite_needs_the_counter():
+def test_skip_nonfinite_is_decided_by_the_step_alone():
     opt = optax.sgd(0.1)
-    step = make_train_step(_mse, opt, skip_nonfinite=True)
-    with pytest.raises(ValueError, match=r"TrainState.create\(params, optimizer, "
-                                         r"skip_nonfinite=True\)"):
-        step(TrainState.create(_params(), opt), _data())
+    state = TrainState.create(_params(), opt)
+    state, metrics = make_train_step(_mse, opt, skip_nonfinite=True)(state, _data())
+    assert int(state.skipped) == 0 and not bool(metrics["skipped"])
+    state, metrics = make_train_step(_mse, opt)(state, _data())
+    assert int(state.skipped) == 0 and "skipped" not in metrics
+    with pytest.raises(ValueError, match=r"state.skipped, which is None"):
+        make_train_step(_mse, opt, skip_nonfinite=True)(state._replace(skipped=None), _data())
 
 
 class _LinenMLP(nn.Module):
@@ -293,7 +296,7 @@ def test_any_parameter_pytree_trains(make_model):
         return jnp.mean((apply(p, batch[0]) - batch[1]) ** 2)
 
     opt = fl.optim.adam(lr=0.05)
-    state = TrainState.create(params, opt, skip_nonfinite=True)
+    state = TrainState.create(params, opt)
     step = make_train_step(loss_fn, opt, accumulate_steps=2, skip_nonfinite=True)
     losses = []
     for _ in range(20):
