@@ -21,9 +21,9 @@ from ._clip import (
     clip_grads_with_norm,
     get_total_norm,
 )
-from ._fused import FusedGradientTransformation, update_and_apply
 from ._groups import FROZEN, freeze, param_groups
 from ._lbfgs import LBFGS, LBFGSState, lbfgs
+from ._lift import FusedGradientTransformation, update_and_apply
 from ._muon import MuonState, muon
 from ._nadam import NAdamState, nadam
 from ._plateau import PlateauState, ReduceLROnPlateau, reduce_lr_on_plateau, set_hyperparam

@@ -1,4 +1,4 @@
-"""``fused=True``: one C++ loop over all parameter buffers on CPU, as torch.optim's fused kernels.
+"""The fused CPU backend of ``fused=True``: one C++ loop over all parameter buffers, in place.
 
 XLA on CPU compiles an Adam update into three loops (new ``m``, new ``v``, then the params
 reading both back): 40 bytes of memory traffic per float32 parameter where one loop needs 28,
@@ -13,7 +13,8 @@ The kernels are built with the system's C++ compiler (``$CXX``, else ``c++``) on
 cached under ``$FNLEARN_CACHE`` (default ``~/.cache/fnlearn``), keyed by the source, the
 compiler, jaxlib and the CPU. The fused step is used when JAX's default backend is the CPU, for
 float32/float64 buffers; any other dtype, or another default backend, takes the XLA rule, so a
-fused optimizer runs everywhere its unfused twin does.
+fused optimizer runs everywhere its unfused twin does. The optimizers reach this backend only
+through the lift (:mod:`._lift`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,9 +42,7 @@ from jax.experimental.custom_partitioning import (
 )
 from jax.sharding import NamedSharding, PartitionSpec
 
-from .._tree import tree_map_tuple
 from .._typing import Array, Params
-from ._base import GradientTransformation, apply_updates, real_pairs, require_params
 
 SOURCE = Path(__file__).with_name("_fused.cc")
 KERNELS = {name: "FnlearnFused" + name.capitalize() for name in (
@@ -55,35 +53,6 @@ KERNELS = {name: "FnlearnFused" + name.capitalize() for name in (
 LEAVES_PER_CALL = 64
 # bits of the kernels' `flags` attribute (enum Flag in _fused.cc)
 MAXIMIZE, WEIGHT_DECAY, MOMENTUM, NESTEROV, DECOUPLED, AMSGRAD, CENTERED = 1, 2, 4, 8, 16, 32, 64
-
-
-class FusedGradientTransformation(NamedTuple):
-    """An optax-protocol ``(init, update)`` pair plus a fused, in-place ``apply``.
-
-    ``update`` is the ordinary XLA path (composable with ``optax.chain`` and friends);
-    ``apply(grads, state, params) -> (params, state)`` is ``update`` followed by
-    :func:`~fnlearn.optim.apply_updates`, done on CPU by one fused kernel call per 64 leaves.
-    :func:`fnlearn.train.make_train_step` uses ``apply`` when the optimizer has it.
-
-    ``apply`` is meant for the train step, as torch's fused kernels are: on CPU it cannot be
-    differentiated (``jax.grad`` through it, e.g. for hypergradients, raises a TypeError);
-    use ``update`` + ``apply_updates`` for that. Under ``vmap`` (an ensemble of models) it
-    runs one kernel call over the whole batch when the per-step scalars are shared, one call
-    per member when they differ (e.g. a vmapped state's ``step``). Elsewhere (another default
-    backend, bfloat16/float16 or complex buffers, a leaf whose dtype differs from the step's compute
-    dtype) it runs the XLA rule.
-    In place means: jit your step with params and state donated, and return them in the
-    order they come in (``step(params, state, batch) -> (params, state, ...)``, as
-    ``make_train_step`` does). JAX pairs donated inputs with outputs of the same shape first
-    come, first served; ``jax.jit(apply, donate_argnums=(1, 2))`` pairs ``state`` buffers with
-    ``params`` outputs, and XLA then copies every buffer to honour that pairing.
-    Sharded params (``jit`` over several CPU devices) are updated shard by shard, each
-    device on its own buffers, and keep their sharding.
-    """
-
-    init: Callable[[Params], Any]
-    update: Callable[..., tuple[Params, Any]]
-    apply: Callable[[Params, Any, Params], tuple[Params, Any]]
 
 
 def _cache_dir() -> Path:
@@ -321,62 +290,3 @@ def _local_call(target: str, flags: int, nstate: int, vec: Array, *flat: Array
                     for k in range(nstate) for i in range(count)})
     call = jax.ffi.ffi_call(target, out_types, input_output_aliases=aliases)
     return tuple(call(vec, *flat, flags=np.int64(flags)))
-
-
-class Prepared(NamedTuple):
-    """One step of an elementwise optimizer before it touches a buffer: what its ``prepare``
-    returns, shared by the XLA ``update`` and the fused ``apply`` (:func:`elementwise`)."""
-
-    params: Params | None  # what the rule reads as theta (None where it reads no params)
-    rule: Callable[..., tuple]  # rule(grad, theta, *buffers) -> (update, *new_buffers)
-    scalars: list[Array]  # the kernel's per-step scalars, in its order
-    buffers: tuple[Params | None, ...]  # the state's per-parameter trees (None: unused)
-    next_state: Callable[..., Any]  # next_state(*new_buffers) -> the new state
-
-
-def elementwise(
-    name: str,
-    kernel: str,
-    flags: int,
-    fused: bool,
-    init: Callable[[Params], Any],
-    prepare: Callable[[Params, Any, Params | None], Prepared],
-):
-    """An elementwise optimizer from its ``init`` and ``prepare``: ``update`` maps the rule
-    over the leaves (XLA; a complex leaf as two reals, :func:`~._base.real_pairs`); with
-    ``fused`` the kernels are built (construction-time errors) and a
-    :class:`FusedGradientTransformation` adds ``apply``, kernel ``kernel`` with ``flags`` on
-    the same scalars."""
-    if not isinstance(fused, bool):
-        raise TypeError(f"{name}: fused must be True or False, got {fused!r}")
-
-    def update(grads: Params, state: Any, params: Params | None = None):
-        step = prepare(grads, state, params)
-        updates, *new = tree_map_tuple(real_pairs(step.rule), grads, step.params, *step.buffers,
-                                       n_out=1 + len(step.buffers))
-        return updates, step.next_state(*new)
-
-    if not fused:
-        return GradientTransformation(init, update)
-    load()
-
-    def apply(grads: Params, state: Any, params: Params | None = None):
-        params = require_params(params, name, "fused=True updates in place")
-        step = prepare(grads, state, params)
-        params, new = fused_apply(kernel, flags, step.scalars, real_pairs(step.rule), grads,
-                                  params, step.buffers)
-        return params, step.next_state(*new)
-
-    return FusedGradientTransformation(init, update, apply)
-
-
-def update_and_apply(
-    optimizer: Any, grads: Params, state: Any, params: Params
-) -> tuple[Params, Any]:
-    """One optimizer step, ``(new_params, new_state)``: the fused in-place ``apply`` of a
-    ``fused=True`` optimizer, else ``update`` followed by :func:`apply_updates` (any optax
-    ``GradientTransformation``). What :func:`fnlearn.train.make_train_step` runs."""
-    if isinstance(optimizer, FusedGradientTransformation):
-        return optimizer.apply(grads, state, params)
-    updates, state = optimizer.update(grads, state, params)
-    return apply_updates(params, updates), state

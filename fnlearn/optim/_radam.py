@@ -15,7 +15,8 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY, Prepared, elementwise
+from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY
+from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
 

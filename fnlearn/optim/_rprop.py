@@ -15,7 +15,8 @@ from ._base import (
     fill_like,
     is_static,
 )
-from ._fused import MAXIMIZE, Prepared, elementwise
+from ._fused import MAXIMIZE
+from ._lift import Prepared, elementwise
 from ._schedule import resolve
 
 

@@ -1,0 +1,114 @@
+"""The per-leaf lift of the elementwise optimizers: one rule for one array, run over a pytree.
+
+Every elementwise optimizer (SGD, RMSprop, Adagrad, Adam/AdamW, Adamax, NAdam, RAdam,
+Adadelta, ASGD, Rprop) is written as a ``prepare`` step (per-step scalars computed once, and
+the rule ``rule(grad, theta, *buffers) -> (update, *new_buffers)`` for one array) and handed
+to :func:`elementwise`, which gives:
+
+- ``update``: the rule mapped over the leaves by XLA (a complex leaf as two reals, torch's
+  ``view_as_real``), composable with optax;
+- with ``fused=True``, also ``apply(grads, state, params) -> (params, state)``: the same rule
+  on the same scalars run in place by the fused CPU backend (:mod:`._fused`), one kernel call
+  per group of leaves.
+
+:func:`update_and_apply` is what a train step runs: ``apply`` where the optimizer has it,
+else ``update`` and :func:`~fnlearn.optim.apply_updates`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .._tree import tree_map_tuple
+from .._typing import Array, Params
+from . import _fused
+from ._base import GradientTransformation, apply_updates, real_pairs, require_params
+
+
+class FusedGradientTransformation(NamedTuple):
+    """An optax-protocol ``(init, update)`` pair plus a fused, in-place ``apply``.
+
+    ``update`` is the ordinary XLA path (composable with ``optax.chain`` and friends);
+    ``apply(grads, state, params) -> (params, state)`` is ``update`` followed by
+    :func:`~fnlearn.optim.apply_updates`, done on CPU by one fused kernel call per 64 leaves.
+    :func:`fnlearn.train.make_train_step` uses ``apply`` when the optimizer has it.
+
+    ``apply`` is meant for the train step, as torch's fused kernels are: on CPU it cannot be
+    differentiated (``jax.grad`` through it, e.g. for hypergradients, raises a TypeError);
+    use ``update`` + ``apply_updates`` for that. Under ``vmap`` (an ensemble of models) it
+    runs one kernel call over the whole batch when the per-step scalars are shared, one call
+    per member when they differ (e.g. a vmapped state's ``step``). Elsewhere (another default
+    backend, bfloat16/float16 or complex buffers, a leaf whose dtype differs from the step's compute
+    dtype) it runs the XLA rule.
+    In place means: jit your step with params and state donated, and return them in the
+    order they come in (``step(params, state, batch) -> (params, state, ...)``, as
+    ``make_train_step`` does). JAX pairs donated inputs with outputs of the same shape first
+    come, first served; ``jax.jit(apply, donate_argnums=(1, 2))`` pairs ``state`` buffers with
+    ``params`` outputs, and XLA then copies every buffer to honour that pairing.
+    Sharded params (``jit`` over several CPU devices) are updated shard by shard, each
+    device on its own buffers, and keep their sharding.
+    """
+
+    init: Callable[[Params], Any]
+    update: Callable[..., tuple[Params, Any]]
+    apply: Callable[[Params, Any, Params], tuple[Params, Any]]
+
+
+class Prepared(NamedTuple):
+    """One step of an elementwise optimizer before it touches a buffer: what its ``prepare``
+    returns, shared by the XLA ``update`` and the fused ``apply`` (:func:`elementwise`)."""
+
+    params: Params | None  # what the rule reads as theta (None where it reads no params)
+    rule: Callable[..., tuple]  # rule(grad, theta, *buffers) -> (update, *new_buffers)
+    scalars: list[Array]  # the kernel's per-step scalars, in its order
+    buffers: tuple[Params | None, ...]  # the state's per-parameter trees (None: unused)
+    next_state: Callable[..., Any]  # next_state(*new_buffers) -> the new state
+
+
+def elementwise(
+    name: str,
+    kernel: str,
+    flags: int,
+    fused: bool,
+    init: Callable[[Params], Any],
+    prepare: Callable[[Params, Any, Params | None], Prepared],
+):
+    """An elementwise optimizer from its ``init`` and ``prepare``: ``update`` maps the rule
+    over the leaves (XLA; a complex leaf as two reals, :func:`~._base.real_pairs`); with
+    ``fused`` the kernels are built (construction-time errors) and a
+    :class:`FusedGradientTransformation` adds ``apply``, kernel ``kernel`` with ``flags`` on
+    the same scalars."""
+    if not isinstance(fused, bool):
+        raise TypeError(f"{name}: fused must be True or False, got {fused!r}")
+
+    def update(grads: Params, state: Any, params: Params | None = None):
+        step = prepare(grads, state, params)
+        updates, *new = tree_map_tuple(real_pairs(step.rule), grads, step.params, *step.buffers,
+                                       n_out=1 + len(step.buffers))
+        return updates, step.next_state(*new)
+
+    if not fused:
+        return GradientTransformation(init, update)
+    _fused.load()
+
+    def apply(grads: Params, state: Any, params: Params | None = None):
+        params = require_params(params, name, "fused=True updates in place")
+        step = prepare(grads, state, params)
+        params, new = _fused.fused_apply(kernel, flags, step.scalars, real_pairs(step.rule), grads,
+                                         params, step.buffers)
+        return params, step.next_state(*new)
+
+    return FusedGradientTransformation(init, update, apply)
+
+
+def update_and_apply(
+    optimizer: Any, grads: Params, state: Any, params: Params
+) -> tuple[Params, Any]:
+    """One optimizer step, ``(new_params, new_state)``: the fused in-place ``apply`` of a
+    ``fused=True`` optimizer, else ``update`` followed by :func:`apply_updates` (any optax
+    ``GradientTransformation``). What :func:`fnlearn.train.make_train_step` runs."""
+    if isinstance(optimizer, FusedGradientTransformation):
+        return optimizer.apply(grads, state, params)
+    updates, state = optimizer.update(grads, state, params)
+    return apply_updates(params, updates), state
