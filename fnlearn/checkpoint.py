@@ -6,8 +6,8 @@ mismatched checkpoint raises a clear error instead of training on from wrong num
 ``available`` lists the epochs that restore.
 
 Crash safety: every checkpoint that :func:`available` lists restores, whenever the process
-died (SIGKILL, power cut once the file system has flushed) during a save or its clean-up, and
-the newest complete checkpoint is never lost. It rests on three atomic steps:
+died (e.g. SIGKILL) during a save or its clean-up, and the newest complete checkpoint is never
+lost. It rests on three atomic steps:
 
 - orbax writes a checkpoint into a temporary directory and commits it, once every process's
   part is written, by renaming it to ``<epoch>`` (its commit marker; a crash before that
@@ -100,8 +100,10 @@ def save(
     directory = Path(directory).absolute()
     meta = {"format": _FORMAT, "epoch": int(epoch), "key": _key_to_json(key),
             "leaves": _describe(state, checksums=True)}
+    primary = jax.process_index() == 0  # orbax commits a step on the primary process
     with _manager(directory) as manager:  # opening it removes interrupted saves' leftovers
-        _remove_retired(directory, ignore_errors=False)
+        if primary:
+            _remove_retired(directory, ignore_errors=False)
         if int(epoch) in manager.all_steps():
             raise FileExistsError(f"a checkpoint for epoch {epoch} already exists in {directory}")
         manager.save(int(epoch), args=ocp.args.Composite(
@@ -109,7 +111,7 @@ def save(
         manager.wait_until_finished()
         committed = sorted(manager.all_steps())
     step_dir = directory / str(int(epoch))
-    if jax.process_index() == 0:  # orbax commits on the primary process; it also completes
+    if primary:
         _write_manifest(step_dir)
         if keep is not None:
             _retire(directory, committed, keep)
@@ -199,12 +201,14 @@ def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Re
 def available(directory: str | Path) -> list[int]:
     """The epochs whose checkpoint in ``directory`` is complete, ascending (``[]`` if none).
 
-    Complete means complete as a whole, checked without reading the arrays: orbax committed
-    the step (for a multi-process save, only once every process's part was written), and every
-    file in fnlearn's manifest is there with its recorded size (a checkpoint whose process died
-    before its manifest was written needs readable metadata instead). Every epoch listed
-    restores with :func:`restore`, whenever a save or its clean-up was interrupted; the
-    arrays' checksums are verified there. Lists, never writes.
+    Complete means complete as a whole, the check :func:`restore` makes before reading the
+    arrays: orbax committed the step, which for a multi-process (sharded) save it does only
+    once every process's part is written, and every file in fnlearn's manifest (written after
+    the commit, listing all processes' files) is there with its recorded size; a checkpoint
+    whose process died before its manifest was written needs readable metadata instead. A
+    checkpoint is never listed because one process's files exist. So every epoch listed
+    restores with :func:`restore`, whenever a save or its clean-up was interrupted (the
+    arrays' checksums are verified there). Lists, never writes.
 
     Example:
       >>> import tempfile
@@ -240,10 +244,11 @@ def _damage(step_dir: Path, *, read: bool) -> str | None:
             pass
         return "its metadata cannot be read"
     try:
-        files = json.loads(path.read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        files = [(name, int(size), int(crc))
+                 for name, (size, crc) in json.loads(path.read_text())["files"].items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"its manifest {_MANIFEST} cannot be read"
-    for name, (size, crc) in files.items():
+    for name, size, crc in files:
         file = step_dir / name
         if not file.is_file():
             return f"{name} is missing"
@@ -260,7 +265,7 @@ def _write_manifest(step_dir: Path) -> None:
     with open(tmp, "w") as f:
         f.write(json.dumps({"format": _FORMAT, "files": files}))
         f.flush()
-        os.fsync(f.fileno())  # the contents reach the disk before the name does
+        os.fsync(f.fileno())  # on disk before its name, should the machine lose power
     os.replace(tmp, step_dir / _MANIFEST)
     _fsync_dir(step_dir)
 
@@ -281,7 +286,7 @@ def _retire(directory: Path, committed: list[int], keep: int) -> None:
             target = directory / f"{step}{_RETIRED}"
             os.rename(directory / str(step), target)
             retired.append(target)
-    _fsync_dir(directory)
+    _fsync_dir(directory)  # the renames on disk before any deletion, as for the manifest
     for target in retired:
         shutil.rmtree(target)
 
