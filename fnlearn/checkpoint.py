@@ -1,15 +1,32 @@
 """Checkpoints of a training run with orbax-checkpoint: train state, data-order key, epoch.
 
-``save`` writes ``directory/<epoch>/`` (orbax writes into a temporary directory and renames it
-only once everything is written, so a crash during a save leaves the previous checkpoints as
-they were) and keeps the ``keep`` most recent epochs. ``restore`` reads one back into the
-structure of a template state and checks it: a missing, damaged or mismatched checkpoint
-raises a clear error instead of training on from wrong numbers.
+``save`` writes ``directory/<epoch>/`` and keeps the ``keep`` most recent epochs. ``restore``
+reads one back into the structure of a template state and checks it: a missing, damaged or
+mismatched checkpoint raises a clear error instead of training on from wrong numbers.
+``available`` lists the epochs that restore.
 
-Two checks catch damage: a manifest (``fnlearn-files.json``: size and CRC32 of every file,
-written once the checkpoint is complete) is verified before orbax reads anything, and the
-metadata's per-leaf CRC32 is verified after the arrays are read (it also covers a checkpoint
-whose manifest was never written because the process died right after orbax's rename).
+Crash safety: every checkpoint that :func:`available` lists restores, whenever the process
+died (e.g. SIGKILL) during a save or its clean-up, and the newest complete checkpoint is never
+lost. It rests on three atomic steps:
+
+- orbax writes a checkpoint into a temporary directory and commits it, once every process's
+  part is written, by renaming it to ``<epoch>`` (its commit marker; a crash before that
+  leaves only the temporary directory, never listed);
+- fnlearn then writes a manifest (``fnlearn-files.json``: size and CRC32 of every file of the
+  step, all processes' files included) to a temporary name and renames it into place;
+- retention moves an old checkpoint out of the listed names in one rename
+  (``<epoch>`` -> ``<epoch>.fnlearn-deleting``) before deleting any of its files.
+
+A checkpoint is listed only when it is complete as a whole: orbax committed the step, and its
+manifest's files are all there with their recorded sizes (without a manifest, when the process
+died between the commit and the manifest, its metadata must be readable). The next ``save``
+removes the leftovers of interrupted saves and clean-ups; ``restore`` removes those of
+interrupted clean-ups (not the temporary directory of a save, which may be another process's
+save in progress).
+
+Two checks catch damage at restore: the manifest (sizes and CRC32s) is verified before orbax
+reads anything, and the metadata's per-leaf CRC32 is verified after the arrays are read (it
+also covers a checkpoint whose manifest was never written).
 
 orbax-checkpoint is imported on first use (it is an optional dependency of fnlearn).
 """
@@ -18,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +48,8 @@ from ._typing import Array
 
 _FORMAT = "fnlearn-checkpoint/1"
 _MANIFEST = "fnlearn-files.json"
+_META_FILE = Path("meta", "metadata")  # the JSON item, where orbax's JsonCheckpointHandler puts it
+_RETIRED = ".fnlearn-deleting"  # an old checkpoint's name while retention deletes it
 
 
 class CheckpointError(ValueError):
@@ -50,14 +70,26 @@ def save(
     """Save ``state`` (any pytree of arrays, e.g. a :class:`~fnlearn.train.TrainState`), the
     data-order ``key`` and ``epoch`` (epochs completed) as ``directory/<epoch>``.
 
-    The save is atomic: the checkpoint appears under its final name only once complete, and
-    older checkpoints are deleted (beyond the ``keep`` most recent; ``None`` keeps all) only
-    after that. The metadata records every leaf's path, shape, dtype and CRC32, which
-    :func:`restore` checks.
+    The save is atomic: the checkpoint appears under its final name only once complete. Only
+    after that are older checkpoints deleted: those older than the ``keep`` most recent
+    complete ones (``None`` keeps all), each first renamed out of the listed names, so a crash
+    during the deletion leaves every listed checkpoint whole (see the module docstring). The
+    leftovers of earlier interrupted saves and deletions are removed first. The metadata
+    records every leaf's path, shape, dtype and CRC32, which :func:`restore` checks.
 
     Raises:
       FileExistsError: a checkpoint for ``epoch`` already exists (it is never overwritten).
       ValueError: ``epoch`` is negative or ``keep`` is not a positive integer or ``None``.
+
+    Example:
+      >>> import tempfile
+      >>> import jax.numpy as jnp
+      >>> from fnlearn import checkpoint
+      >>> run = tempfile.mkdtemp()
+      >>> for epoch in (1, 2, 3):
+      ...     path = checkpoint.save(run, {"w": jnp.ones(3)}, key=None, epoch=epoch, keep=2)
+      >>> checkpoint.available(run)
+      [2, 3]
     """
     import orbax.checkpoint as ocp
 
@@ -68,19 +100,30 @@ def save(
     directory = Path(directory).absolute()
     meta = {"format": _FORMAT, "epoch": int(epoch), "key": _key_to_json(key),
             "leaves": _describe(state, checksums=True)}
-    with _manager(directory, keep=keep) as manager:
+    primary = jax.process_index() == 0  # orbax commits a step on the primary process
+    with _manager(directory) as manager:  # opening it removes interrupted saves' leftovers
+        if primary:
+            _remove_retired(directory, ignore_errors=False)
         if int(epoch) in manager.all_steps():
             raise FileExistsError(f"a checkpoint for epoch {epoch} already exists in {directory}")
         manager.save(int(epoch), args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
         manager.wait_until_finished()
+        committed = sorted(manager.all_steps())
     step_dir = directory / str(int(epoch))
-    _write_manifest(step_dir)
+    if primary:
+        _write_manifest(step_dir)
+        if keep is not None:
+            _retire(directory, committed, keep)
     return step_dir
 
 
 def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Restored:
     """Restore the checkpoint of ``epoch`` (default: the latest) in ``directory``.
+
+    Every epoch that :func:`available` lists restores; the latest committed checkpoint is the
+    default even when it is damaged (an error then names the epochs that do restore, rather
+    than training on silently from an older one).
 
     Args:
       directory: the directory given to :func:`save`.
@@ -94,27 +137,42 @@ def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Re
 
     Raises:
       FileNotFoundError: no such directory, no checkpoint in it, or none for ``epoch``.
-      CheckpointError: the checkpoint is damaged (unreadable files, checksum mismatch) or its
-        tree structure, shapes or dtypes differ from ``like``'s; the message names them.
+      CheckpointError: the checkpoint is damaged (missing or changed files, unreadable
+        metadata, checksum mismatch) or its tree structure, shapes or dtypes differ from
+        ``like``'s; the message names them.
+
+    Example:
+      >>> import tempfile
+      >>> import jax.numpy as jnp
+      >>> from fnlearn import checkpoint
+      >>> run = tempfile.mkdtemp()
+      >>> _ = checkpoint.save(run, {"w": jnp.arange(3.0)}, key=None, epoch=1)
+      >>> state, key, epoch = checkpoint.restore(run, like={"w": jnp.zeros(3)})
+      >>> state["w"].tolist(), key, epoch
+      ([0.0, 1.0, 2.0], None, 1)
     """
     import orbax.checkpoint as ocp
 
     directory = Path(directory).absolute()
     if not directory.is_dir():
         raise FileNotFoundError(f"no checkpoint directory {directory}")
-    with _manager(directory, keep=None, read_only=True) as manager:
-        epochs = sorted(manager.all_steps())
-        if not epochs:
+    _remove_retired(directory, ignore_errors=True)  # best effort: the directory may be read-only
+    with _manager(directory, read_only=True) as manager:
+        committed = sorted(manager.all_steps())
+        if not committed:
             raise FileNotFoundError(f"no checkpoint in {directory}")
+        epochs = _complete(directory, committed)
         if epoch is None:
-            epoch = epochs[-1]
-        if epoch not in epochs:
+            epoch = committed[-1]
+        if epoch not in committed:
             raise FileNotFoundError(
                 f"no checkpoint for epoch {epoch} in {directory}; available: {epochs}"
             )
         where = f"checkpoint {directory / str(epoch)}"
         hint = f" (available epochs: {epochs}; pass epoch=... to restore another)"
-        _check_manifest(directory / str(epoch), where + " is damaged: ", hint)
+        damage = _damage(directory / str(epoch), read=True)
+        if damage is not None:
+            raise CheckpointError(f"{where} is damaged: {damage}{hint}")
         try:
             meta = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
             meta = meta["meta"]
@@ -141,12 +199,62 @@ def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Re
 
 
 def available(directory: str | Path) -> list[int]:
-    """The epochs with a complete checkpoint in ``directory``, ascending (``[]`` if none)."""
+    """The epochs whose checkpoint in ``directory`` is complete, ascending (``[]`` if none).
+
+    Complete means complete as a whole, the check :func:`restore` makes before reading the
+    arrays: orbax committed the step, which for a multi-process (sharded) save it does only
+    once every process's part is written, and every file in fnlearn's manifest (written after
+    the commit, listing all processes' files) is there with its recorded size; a checkpoint
+    whose process died before its manifest was written needs readable metadata instead. A
+    checkpoint is never listed because one process's files exist. So every epoch listed
+    restores with :func:`restore`, whenever a save or its clean-up was interrupted (the
+    arrays' checksums are verified there). Lists, never writes.
+
+    Example:
+      >>> import tempfile
+      >>> from fnlearn import checkpoint
+      >>> checkpoint.available(tempfile.mkdtemp())
+      []
+    """
     directory = Path(directory).absolute()
     if not directory.is_dir():
         return []
-    with _manager(directory, keep=None, read_only=True) as manager:
-        return sorted(manager.all_steps())
+    with _manager(directory, read_only=True) as manager:
+        return _complete(directory, sorted(manager.all_steps()))
+
+
+def _complete(directory: Path, committed: list[int]) -> list[int]:
+    """The committed steps that pass the completeness check, in the given order."""
+    return [step for step in committed if _damage(directory / str(step), read=False) is None]
+
+
+def _damage(step_dir: Path, *, read: bool) -> str | None:
+    """What makes a committed step incomplete or damaged, or ``None`` if nothing does.
+
+    With a manifest: every file it lists must exist with its size (and, with ``read``, its
+    CRC32). Without one (the process died between orbax's commit and the manifest): fnlearn's
+    metadata must be readable, in fnlearn's format.
+    """
+    path = step_dir / _MANIFEST
+    if not path.exists():
+        try:
+            if json.loads((step_dir / _META_FILE).read_text())["format"] == _FORMAT:
+                return None
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return "its metadata cannot be read"
+    try:
+        files = [(name, int(size), int(crc))
+                 for name, (size, crc) in json.loads(path.read_text())["files"].items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"its manifest {_MANIFEST} cannot be read"
+    for name, size, crc in files:
+        file = step_dir / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size or (read and zlib.crc32(file.read_bytes()) != crc):
+            return f"{name} has changed since it was saved"
+    return None
 
 
 def _write_manifest(step_dir: Path) -> None:
@@ -154,32 +262,56 @@ def _write_manifest(step_dir: Path) -> None:
     files = {str(p.relative_to(step_dir)): [p.stat().st_size, zlib.crc32(p.read_bytes())]
              for p in sorted(step_dir.rglob("*")) if p.is_file()}
     tmp = step_dir / (_MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"format": _FORMAT, "files": files}))
+    with open(tmp, "w") as f:
+        f.write(json.dumps({"format": _FORMAT, "files": files}))
+        f.flush()
+        os.fsync(f.fileno())  # on disk before its name, should the machine lose power
     os.replace(tmp, step_dir / _MANIFEST)
+    _fsync_dir(step_dir)
 
 
-def _check_manifest(step_dir: Path, damaged: str, hint: str) -> None:
-    """Verify the files against the manifest (if one was written) before orbax reads them."""
-    path = step_dir / _MANIFEST
-    if not path.exists():
+def _retire(directory: Path, committed: list[int], keep: int) -> None:
+    """Delete the steps older than the ``keep`` most recent complete ones, crash-safely.
+
+    All of them first leave the listed names, each in one atomic rename to
+    ``<epoch>.fnlearn-deleting`` (made durable before any file is deleted); a crash at any
+    point leaves every listed step whole, and the renamed leftovers are removed later.
+    """
+    complete = _complete(directory, committed)
+    if len(complete) <= keep:
         return
+    retired = []
+    for step in committed:
+        if step < complete[-keep]:
+            target = directory / f"{step}{_RETIRED}"
+            os.rename(directory / str(step), target)
+            retired.append(target)
+    _fsync_dir(directory)  # the renames on disk before any deletion, as for the manifest
+    for target in retired:
+        shutil.rmtree(target)
+
+
+def _remove_retired(directory: Path, *, ignore_errors: bool) -> None:
+    """Finish the deletions that a crash interrupted (their steps are no longer listed)."""
+    for path in directory.glob("*" + _RETIRED):
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
     try:
-        files = json.loads(path.read_text())["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{damaged}its manifest {_MANIFEST} cannot be read{hint}") from exc
-    for name, (size, crc) in files.items():
-        file = step_dir / name
-        if not file.is_file():
-            raise CheckpointError(f"{damaged}{name} is missing{hint}")
-        if file.stat().st_size != size or zlib.crc32(file.read_bytes()) != crc:
-            raise CheckpointError(f"{damaged}{name} has changed since it was saved{hint}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def _manager(directory: Path, *, keep: int | None, read_only: bool = False) -> Any:
+def _manager(directory: Path, *, read_only: bool = False) -> Any:
+    """orbax's manager; retention is fnlearn's (:func:`_retire`), not orbax's ``max_to_keep``,
+    which deletes a step file by file under its listed name."""
     import orbax.checkpoint as ocp
 
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep,
+        max_to_keep=None,
         enable_async_checkpointing=False,
         create=not read_only,
         cleanup_tmp_directories=not read_only,  # a crashed save's leftovers

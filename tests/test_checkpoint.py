@@ -1,6 +1,7 @@
 """fnlearn.checkpoint: round trips, keep-last-N, bit-identical resume, clear errors for missing,
 damaged and mismatched checkpoints, and saves interrupted by an exception or a SIGKILL."""
 
+import errno
 import functools
 import json
 import os
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import flax.linen as nn
@@ -200,32 +202,35 @@ def _wrong_checksum(step_dir):
 
 
 @pytest.mark.parametrize(
-    "damage, match",
-    [
-        (_garble_metadata, "is damaged: meta/metadata has changed since it was saved"),
-        (_delete_array_data, r"is damaged: state/(.*/)?d/\w+ is missing"),
-        (_flip_array_bytes, r"is damaged: state/(.*/)?d/\w+ has changed since it was saved"),
-        (_garble_manifest, "is damaged: its manifest fnlearn-files.json cannot be read"),
-        (_without_manifest(_garble_metadata), "is damaged: its metadata cannot be read"),
+    "damage, match, listed",  # listed: what available() shows; only reading the arrays
+    [                         # finds damage that keeps every file's size
+        (_garble_metadata, "is damaged: meta/metadata has changed since it was saved", [1]),
+        (_delete_array_data, r"is damaged: state/(.*/)?d/\w+ is missing", [1]),
+        (_flip_array_bytes, r"is damaged: state/(.*/)?d/\w+ has changed since it was saved",
+         [1, 2]),
+        (_garble_manifest, "is damaged: its manifest fnlearn-files.json cannot be read", [1]),
+        (_without_manifest(_garble_metadata), "is damaged: its metadata cannot be read", [1]),
         (_without_manifest(_wrong_checksum),
-         r"is damaged: the data of \.params\['b'\] fails its checksum"),
+         r"is damaged: the data of \.params\['b'\] fails its checksum", [1, 2]),
     ],
     ids=["garbled-metadata", "deleted-array-files", "flipped-array-bytes", "garbled-manifest",
          "no-manifest-garbled-metadata", "no-manifest-wrong-array-checksum"],
 )
-def test_damaged_checkpoint_is_a_clear_error(tmp_path, damage, match):
+def test_damaged_checkpoint_is_a_clear_error(tmp_path, damage, match, listed):
     checkpoint.save(tmp_path, _trained_state(), key=None, epoch=1)
     checkpoint.save(tmp_path, _trained_state(), key=None, epoch=2)
     damage(tmp_path / "2")
-    with pytest.raises(CheckpointError, match=match) as info:
+    assert checkpoint.available(tmp_path) == listed
+    with pytest.raises(CheckpointError, match=match) as info:  # the latest, damaged or not
         checkpoint.restore(tmp_path, _state())
-    assert "available epochs: [1, 2]; pass epoch=... to restore another" in str(info.value)
+    assert f"available epochs: {listed}; pass epoch=... to restore another" in str(info.value)
     assert _bits(checkpoint.restore(tmp_path, _state(), epoch=1).state) == _bits(_trained_state())
 
 
 def test_a_checkpoint_without_its_manifest_still_restores(tmp_path):
     checkpoint.save(tmp_path, _trained_state(), key=None, epoch=1)
     (tmp_path / "1" / "fnlearn-files.json").unlink()
+    assert checkpoint.available(tmp_path) == [1]
     assert _bits(checkpoint.restore(tmp_path, _state()).state) == _bits(_trained_state())
 
 
@@ -285,6 +290,149 @@ def test_save_killed_by_sigkill_keeps_the_last_good_checkpoint(tmp_path):
     np.testing.assert_array_equal(restored["w"], np.arange(6.0))
     checkpoint.save(tmp_path, {"w": jnp.ones(6)}, key=None, epoch=2, keep=1)
     assert checkpoint.available(tmp_path) == [2]
+
+
+CHILD = ROOT / "tests" / "_checkpoint_child.py"
+RETIRED = ".fnlearn-deleting"
+
+
+def _child(directory, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen([sys.executable, str(CHILD), str(directory), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _check_every_listed_epoch_restores(directory):
+    """Every epoch listed restores bit-identically (epoch e saved arange(6) * e, float32)."""
+    listed = checkpoint.available(directory)
+    for epoch in listed:
+        state, key, got = checkpoint.restore(directory, {"w": jnp.zeros(6, jnp.float32)},
+                                             epoch=epoch)
+        assert got == epoch and key is None
+        assert state["w"].tobytes() == (np.arange(6.0, dtype=np.float32) * epoch).tobytes()
+    return listed
+
+
+def _check_cleaned_up_by_the_next_save(directory, epoch):
+    assert not list(directory.glob("*" + RETIRED))  # restore removed the deletions' leftovers
+    checkpoint.save(directory, {"w": jnp.arange(6.0, dtype=jnp.float32) * epoch}, key=None,
+                    epoch=epoch, keep=1)
+    assert sorted(p.name for p in directory.iterdir()) == [str(epoch)]
+    assert _check_every_listed_epoch_restores(directory) == [epoch]
+
+
+# kill point in the save of epoch 3 (keep=1: retires 1 and 2) -> the epochs available() lists
+# after the kill, and whether a renamed step is left over
+_KILL_POINTS = {
+    "before-rename-1": ([1, 2, 3], False),
+    "after-rename-1": ([2, 3], True),
+    "unlink-3": ([3], True),  # while a renamed step's files are being deleted
+}
+_MORE_KILL_POINTS = {
+    "before-manifest-1": ([1, 2, 3], False),  # 3 committed by orbax, without its manifest
+    "after-rename-2": ([3], True),
+    "deleted-1": ([3], True),
+    "deleted-2": ([3], False),
+}
+
+
+def _check_killed_run(directory, proc, listed, leftover):
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    assert bool(list(directory.glob("*" + RETIRED))) == leftover
+    assert _check_every_listed_epoch_restores(directory) == listed
+    assert checkpoint.restore(directory, {"w": jnp.zeros(6, jnp.float32)}).epoch == 3
+    _check_cleaned_up_by_the_next_save(directory, 4)
+
+
+@pytest.fixture(scope="module")
+def _killed_runs(tmp_path_factory):
+    """One child per kill point, all started at once (each is mostly JAX's import time)."""
+    runs = {}
+    for point in _KILL_POINTS:
+        directory = tmp_path_factory.mktemp(point)
+        runs[point] = (directory, _child(directory, point))
+    yield runs
+    for _, proc in runs.values():
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize("point", list(_KILL_POINTS))
+def test_killed_during_retention_every_listed_epoch_restores(_killed_runs, point):
+    directory, proc = _killed_runs[point]
+    _check_killed_run(directory, proc, *_KILL_POINTS[point])
+
+
+def test_a_partly_deleted_step_is_not_listed(tmp_path):
+    # what orbax's own retention left when killed: a step deleted file by file under its name
+    checkpoint.save(tmp_path, _trained_state(), key=None, epoch=1)
+    checkpoint.save(tmp_path, _trained_state(), key=None, epoch=2)
+    (tmp_path / "1" / "_CHECKPOINT_METADATA").unlink()
+    assert checkpoint.available(tmp_path) == [2]
+    with pytest.raises(CheckpointError, match=r"1 is damaged: _CHECKPOINT_METADATA is missing "
+                                              r"\(available epochs: \[2\]"):
+        checkpoint.restore(tmp_path, _state(), epoch=1)
+    assert checkpoint.restore(tmp_path, _state()).epoch == 2
+    checkpoint.save(tmp_path, _trained_state(), key=None, epoch=3, keep=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3"]
+
+
+def test_retention_keeps_the_last_n_complete_checkpoints(tmp_path):
+    for epoch in (1, 2, 3):
+        checkpoint.save(tmp_path, _state(), key=None, epoch=epoch, keep=None)
+    (tmp_path / "3" / "meta" / "metadata").write_text("{")  # damaged: not one of the kept
+    checkpoint.save(tmp_path, _state(), key=None, epoch=4, keep=2)
+    assert checkpoint.available(tmp_path) == [2, 4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2", "3", "4"]
+
+
+def test_restore_works_where_leftovers_cannot_be_removed(tmp_path, monkeypatch):
+    checkpoint.save(tmp_path, _trained_state(), key=None, epoch=1)
+    leftover = tmp_path / ("0" + RETIRED)
+    leftover.mkdir()
+    (leftover / "x").write_text("a deletion interrupted by a crash")
+
+    def read_only(*args, **kwargs):  # as on a read-only file system (root ignores chmod)
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "unlink", read_only)
+        patch.setattr(os, "rmdir", read_only)
+        assert _bits(checkpoint.restore(tmp_path, _state()).state) == _bits(_trained_state())
+    assert leftover.exists()
+    checkpoint.restore(tmp_path, _state())
+    assert not leftover.exists()
+
+
+@pytest.mark.exhaustive
+def test_killed_at_every_retention_step_every_listed_epoch_restores(tmp_path):
+    control = _child(tmp_path / "control", "none")
+    out, err = control.communicate(timeout=120)
+    assert control.returncode == 0, err[-2000:]
+    unlinked = int(out.split()[-1])
+    assert unlinked > 10  # both retired steps' files
+    points = {**_MORE_KILL_POINTS,
+              **{f"unlink-{n}": ([3], True) for n in range(1, unlinked + 1)}}
+    for point, (listed, leftover) in points.items():
+        _check_killed_run(tmp_path / point, _child(tmp_path / point, point), listed, leftover)
+
+
+@pytest.mark.exhaustive
+@pytest.mark.parametrize("seed", range(8))
+def test_killed_at_random_moments_the_newest_checkpoint_restores(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    proc = _child(tmp_path, "loop", "1000")
+    assert proc.stdout.readline() == "saved 1\n"  # JAX imported, saves under way
+    time.sleep(rng.uniform(0.0, 1.5))
+    proc.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    saved = int(("saved 1\n" + (out or "")).split()[-1])
+    listed = _check_every_listed_epoch_restores(tmp_path)
+    assert listed and listed[-1] >= saved  # the newest complete save is never lost
+    assert listed[-1] <= saved + 1  # at most the save in progress, once committed
+    _check_cleaned_up_by_the_next_save(tmp_path, listed[-1] + 1)
 
 
 def test_resume_after_epoch_k_is_bit_identical(tmp_path):
