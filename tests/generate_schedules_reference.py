@@ -1,6 +1,6 @@
 """Regenerate the scheduler reference files with torch (pip install -e ".[torch]").
 
-    python -m tests.generate_schedules_reference
+    python -m tests.generate_reference schedules
 
 Writes, from the tables in ``tests/schedule_cases.py``:
 
@@ -98,7 +98,7 @@ def run_plateau(case) -> dict[str, np.ndarray]:
     return out
 
 
-def main() -> None:
+def generate() -> None:
     torch.set_default_dtype(torch.float64)
     OUT.mkdir(parents=True, exist_ok=True)
     for table in (SCHED_CASES, PLATEAU_CASES, TRAJ_CASES):
@@ -121,6 +121,3 @@ def main() -> None:
         np.savez_compressed(OUT / "plateau.npz", **plateau)
         print(f"plateau: {len(PLATEAU_CASES)} cases")
 
-
-if __name__ == "__main__":
-    main()

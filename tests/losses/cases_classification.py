@@ -1,6 +1,6 @@
 """Classification loss configurations checked against torch (reference file classification.npz).
 
-Regenerate with ``python -m tests.losses.generate_reference classification`` (needs torch).
+Regenerate with ``python -m tests.generate_reference classification`` (needs torch).
 Every option of section 1.3-1.5, 1.8 and 1.11 of the torch reference appears at least once:
 reductions, weights, pos_weight broadcasting, ignore_index (also a real class, also all
 ignored), label smoothing with weight and ignore_index, spatial and unbatched shapes,

@@ -2,7 +2,7 @@
 ``pairwise_distance`` (the default distance of ``triplet_margin_with_distance_loss``).
 
 Each ``Case`` is one configuration run through ``torch.nn.functional.<fn>`` by
-``python -m tests.losses.generate_reference regression`` (stored in
+``python -m tests.generate_reference regression`` (stored in
 ``reference/regression.npz``) and through ``fnlearn.losses.<fn>`` by ``test_reference.py``.
 Ids read ``<fn>-<what is special>``.
 """

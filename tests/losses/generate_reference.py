@@ -1,6 +1,6 @@
 """Regenerate the loss reference files with torch (pip install -e ".[torch]").
 
-    python -m tests.losses.generate_reference [TABLE ...]
+    python -m tests.generate_reference [TABLE ...]
 
 For every case and dtype: build the inputs from the case's seed, run
 ``torch.nn.functional.<fn>``, and store inputs, loss value and input gradients in
@@ -8,8 +8,6 @@ For every case and dtype: build the inputs from the case's seed, run
 """
 
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 import torch
@@ -53,7 +51,7 @@ def run_case(case: Case, dtype: str) -> dict[str, np.ndarray]:
     return stored
 
 
-def main(argv: list[str]) -> None:
+def generate(argv: list[str]) -> None:
     torch.set_default_dtype(torch.float64)
     OUT.mkdir(parents=True, exist_ok=True)
     for table, cases in tables().items():
@@ -70,6 +68,3 @@ def main(argv: list[str]) -> None:
         np.savez_compressed(OUT / f"{table}.npz", **data)
         print(f"{table}: {len(cases)} cases -> {OUT / (table + '.npz')}")
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,6 +1,6 @@
 """torch.optim.swa_utils.AveragedModel cases: which averaging function, as
 ``(name, torch_kwargs(swa_utils), fnlearn_kwargs(fnlearn swa_utils))``; the parameter
-snapshots each case averages. Written by ``python -m tests.optim.generate_averaging_reference``
+snapshots each case averages. Written by ``python -m tests.generate_reference swa_utils``
 into reference/swa_utils.npz (so this module needs no torch)."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ How to add a table (for the owner of a ``cases_<name>.py``):
    ``lr`` becomes ``lambda count: base_lr * factor(count)`` (``base_lr`` = ``kwargs["lr"]`` or
    the factory's default).
 3. Add ``<name>`` to ``TABLE_MODULES`` below, then run
-   ``python -m tests.optim.generate_reference <name>`` (needs torch) to write
+   ``python -m tests.generate_reference <name>`` (needs torch) to write
    ``tests/optim/reference/<name>.npz``. ``test_reference.py`` and ``test_battery.py`` pick
    the table up with no further edits.
 

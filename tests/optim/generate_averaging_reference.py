@@ -1,6 +1,6 @@
 """Regenerate tests/optim/reference/swa_utils.npz with torch (pip install -e ".[torch]").
 
-    python -m tests.optim.generate_averaging_reference
+    python -m tests.generate_reference swa_utils
 
 For every case of tests/optim/averaging_cases.py and dtype (torch's default dtype float64):
 a module whose parameters take each snapshot in turn, ``AveragedModel.update_parameters``
@@ -42,7 +42,7 @@ def run_torch(name: str, dtype: str) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-def main() -> None:
+def generate() -> None:
     # torch's get_swa_multi_avg_fn weighs by 1 / (n_averaged + 1), a tensor of the default
     # dtype: float64 here, as a float64 torch script sets it
     torch.set_default_dtype(torch.float64)
@@ -54,6 +54,3 @@ def main() -> None:
     np.savez_compressed(OUT, **data)
     print(f"swa_utils: {len(CASES)} cases -> {OUT}")
 
-
-if __name__ == "__main__":
-    main()

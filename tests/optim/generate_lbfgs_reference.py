@@ -1,6 +1,6 @@
 """Regenerate tests/optim/reference/lbfgs.npz with torch (pip install -e ".[torch]").
 
-    python -m tests.optim.generate_lbfgs_reference
+    python -m tests.generate_reference lbfgs
 
 For every problem and configuration of tests/optim/lbfgs_cases.py and dtype (torch's default
 dtype set to it): ``STEPS`` calls of ``optimizer.step(closure)``; stored
@@ -46,7 +46,7 @@ def run_torch(problem: str, config: str, dtype: str) -> dict[str, np.ndarray]:
         torch.set_default_dtype(old)
 
 
-def main() -> None:
+def generate() -> None:
     data = {}
     for problem in PROBLEMS:
         for config in CONFIGS:
@@ -56,6 +56,3 @@ def main() -> None:
     np.savez_compressed(OUT, **data)
     print(f"lbfgs: {len(PROBLEMS)} problems x {len(CONFIGS)} configurations -> {OUT}")
 
-
-if __name__ == "__main__":
-    main()

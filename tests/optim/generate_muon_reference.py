@@ -1,6 +1,6 @@
 """Regenerate tests/optim/reference/muon.npz with torch (pip install -e ".[torch]").
 
-    python -m tests.optim.generate_muon_reference
+    python -m tests.generate_reference muon
 
 Stored per case (tests/optim/muon_cases.py): ``<case>|p0|<i>``, ``<case>|grads|<i>`` (steps,
 *shape), and per dtype and Newton-Schulz precision (``bf16``: torch as it is; ``f64``: its
@@ -38,7 +38,7 @@ def run_torch(name: str, dtype: str, ns: str) -> list[np.ndarray]:
     return [np.stack(t) for t in trajectory]
 
 
-def main() -> None:
+def generate() -> None:
     torch.set_default_dtype(torch.float64)
     data = {}
     for name in CASES:
@@ -53,6 +53,3 @@ def main() -> None:
     np.savez_compressed(OUT, **data)
     print(f"muon: {len(CASES)} cases -> {OUT}")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """Regenerate the optimizer reference files with torch (pip install -e ".[torch]").
 
-    python -m tests.optim.generate_reference [TABLE ...]
+    python -m tests.generate_reference [TABLE ...]
 
 For every case: a seeded start point and gradient sequence (one array per shape in
 ``cases.SHAPES``; per step and leaf a standard normal times a log-uniform scale in
@@ -18,8 +18,6 @@ calls (with ``LambdaLR`` stepped after each when the case has an lr schedule). S
 """
 
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 import torch
@@ -77,7 +75,7 @@ def run_torch(table: str, case: OptCase, dtype: str, p0, grads) -> dict[str, np.
     return stored
 
 
-def main(argv: list[str]) -> None:
+def generate(argv: list[str]) -> None:
     # torch keeps some per-parameter scalar state (NAdam's mu_product, ASGD's eta and mu) in
     # the default dtype: float64 here, so float64 runs are float64 throughout.
     torch.set_default_dtype(torch.float64)
@@ -99,6 +97,3 @@ def main(argv: list[str]) -> None:
         np.savez_compressed(OUT / f"{table}.npz", **data)
         print(f"{table}: {len(cases)} cases -> {OUT / (table + '.npz')}")
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,7 +1,7 @@
 """torch.optim.LBFGS cases: two problems (Rosenbrock in 4-D; a
 least-squares fit with a quartic penalty, two parameter arrays) and the configurations run on
 each. Written by
-``python -m tests.optim.generate_lbfgs_reference`` into reference/lbfgs.npz. Each problem is
+``python -m tests.generate_reference lbfgs`` into reference/lbfgs.npz. Each problem is
 written twice, for torch and for JAX (this module needs no torch: ``xp`` is the array module).
 """
 

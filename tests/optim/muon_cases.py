@@ -1,5 +1,5 @@
 """Muon's reference cases (torch.optim.Muon takes matrices only, so it has its own shapes and
-file: ``python -m tests.optim.generate_muon_reference`` writes reference/muon.npz).
+file: ``python -m tests.generate_reference muon`` writes reference/muon.npz).
 
 Two torch runs per case and dtype: torch's Muon as it is (Newton-Schulz in bfloat16), the
 reference for fnlearn's default ``ns_dtype``; and the same with its Newton-Schulz function

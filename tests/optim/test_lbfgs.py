@@ -1,5 +1,5 @@
 """lbfgs: torch's LBFGS against committed torch trajectories (reference/lbfgs.npz, written
-by ``python -m tests.optim.generate_lbfgs_reference``): parameters and returned loss after
+by ``python -m tests.generate_reference lbfgs``): parameters and returned loss after
 every step, and torch's ``func_evals`` / ``n_iter`` counters (float64; float32 by its
 distance from the exact trajectory); bad input."""
 

@@ -1,5 +1,5 @@
 """muon: torch's Muon against committed torch trajectories (reference/muon.npz, written by
-``python -m tests.optim.generate_muon_reference``), its parameter checks, a Flat, param
+``python -m tests.generate_reference muon``), its parameter checks, a Flat, param
 groups, and optax.contrib.muon."""
 
 from __future__ import annotations

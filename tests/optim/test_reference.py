@@ -87,7 +87,7 @@ def check_against_reference(table, case, dtype, fused: bool = False):
     prefix = f"{case.id}|{dtype}|"
     assert prefix + "params" in data, (
         f"no reference data for {case.id!r} ({dtype}): "
-        f"run python -m tests.optim.generate_reference {table}"
+        f"run python -m tests.generate_reference {table}"
     )
     p0, grads = data[key(case.id, "inputs", "p0")], data[key(case.id, "inputs", "grads")]
     trajectory, states = run_fnlearn(table, case, dtype, p0, grads, fused)

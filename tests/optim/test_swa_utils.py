@@ -1,5 +1,5 @@
 """fnlearn.optim.swa_utils against torch.optim.swa_utils.AveragedModel's committed numbers
-(reference/swa_utils.npz, written by ``python -m tests.optim.generate_averaging_reference``),
+(reference/swa_utils.npz, written by ``python -m tests.generate_reference swa_utils``),
 and the averaging rules by hand."""
 
 from __future__ import annotations
