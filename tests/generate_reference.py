@@ -5,7 +5,7 @@
     python -m tests.generate_reference --list       # the table names
 
 Each table is written by the generator beside its cases (``tests/losses``,
-``tests/optim``, ``tests/generate_schedules_reference.py``) into the ``reference/`` folder next
+``tests/optim``, ``tests/schedules/generate_reference.py``) into the ``reference/`` folder next
 to it; the tests read those files and need no torch.
 """
 
@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 def generators() -> dict[str, Callable[[], None]]:
     """Table name -> a function writing that table's ``.npz``."""
-    from tests.generate_schedules_reference import generate as schedules
     from tests.losses import cases as loss_cases
     from tests.losses import generate_reference as losses
     from tests.optim import cases as optim_cases
@@ -25,6 +24,7 @@ def generators() -> dict[str, Callable[[], None]]:
     from tests.optim.generate_averaging_reference import generate as swa_utils
     from tests.optim.generate_lbfgs_reference import generate as lbfgs
     from tests.optim.generate_muon_reference import generate as muon
+    from tests.schedules.generate_reference import generate as schedules
 
     table: dict[str, Callable[[], None]] = {}
 

@@ -1,5 +1,5 @@
 """reduce_lr_on_plateau against torch's ReduceLROnPlateau (committed reference sequences from
-``tests/generate_schedules_reference.py``), the run-time lr path without recompilation, and
+``tests/schedules/generate_reference.py``), the run-time lr path without recompilation, and
 the documented difference with optax.contrib.reduce_on_plateau."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import pytest
 from fnlearn import optim
 from fnlearn.optim import reduce_lr_on_plateau, set_hyperparam
 from tests._reference import TESTS, load
-from tests.schedule_cases import PLATEAU_CASES
+from tests.schedules.cases import PLATEAU_CASES
 
 
 @pytest.fixture(scope="module")
 def ref():
-    return load(TESTS / "reference" / "plateau.npz")
+    return load(TESTS / "schedules" / "reference" / "plateau.npz")
 
 
 def _run(plateau, metrics):

@@ -2,14 +2,14 @@
 
     python -m tests.generate_reference schedules
 
-Writes, from the tables in ``tests/schedule_cases.py``:
+Writes, from the tables in ``tests/schedules/cases.py``:
 
-* ``tests/reference/schedules.npz``: for every ``SchedCase``, ``<id>|lr`` (and
+* ``reference/schedules.npz``: for every ``SchedCase``, ``<id>|lr`` (and
   ``<id>|momentum``): ``param_groups[0]['lr']`` (and ``momentum`` / ``betas[0]``) during the
   k-th ``optimizer.step()``, k = 0..steps-1, with ``scheduler.step()`` after each step; for
   every ``TrajCase``, ``traj/<id>|grad<i>`` (the gradient sequence of parameter i) and
   ``traj/<id>|param<i>`` (the parameter after each step), float64.
-* ``tests/reference/plateau.npz``: for every ``PlateauCase``, ``<id>|metrics`` and, after each
+* ``reference/plateau.npz``: for every ``PlateauCase``, ``<id>|metrics`` and, after each
   ``scheduler.step(metric)``, ``<id>|lr`` (one column per param group), ``<id>|best``,
   ``<id>|num_bad_epochs``, ``<id>|cooldown_counter``.
 """
@@ -23,9 +23,9 @@ import torch
 from torch.optim import lr_scheduler as S
 
 from tests._reference import TESTS, seed_of
-from tests.schedule_cases import LR, PLATEAU_CASES, SCHED_CASES, TRAJ_CASES
+from tests.schedules.cases import LR, PLATEAU_CASES, SCHED_CASES, TRAJ_CASES
 
-OUT = TESTS / "reference"
+OUT = TESTS / "schedules" / "reference"
 
 
 def _momentum(group: dict, optimizer: str) -> float:

@@ -1,8 +1,8 @@
 """Case tables for the scheduler tests: torch.optim.lr_scheduler configurations and their
 fnlearn equivalents.
 
-``tests/generate_schedules_reference.py`` (needs torch) runs the torch side of every case and
-writes ``tests/reference/schedules.npz`` and ``tests/reference/plateau.npz``; the default test
+``tests/schedules/generate_reference.py`` (needs torch) runs the torch side of every case and
+writes ``reference/schedules.npz`` and ``reference/plateau.npz`` beside it; the default test
 run compares the fnlearn side against those files. Torch-side builders receive the optimizer
 and the module ``torch.optim.lr_scheduler`` (so this module needs no torch); lambdas are
 written twice where torch's (Python ints) and ours (jnp arrays) need different code.

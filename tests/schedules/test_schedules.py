@@ -1,7 +1,7 @@
 """fnlearn.schedules against torch.optim.lr_scheduler (committed reference data, no torch
 needed) and against optax's schedules.
 
-Reference: ``tests/reference/schedules.npz`` from ``tests/generate_schedules_reference.py``:
+Reference: ``reference/schedules.npz`` from ``generate_reference.py`` (this folder):
 torch's lr (and the momentum / beta1 that CyclicLR and OneCycleLR write) during the k-th
 ``optimizer.step()``, ``scheduler.step()`` after each; float64, rtol 1e-10 (absolute 1e-14 of
 the largest lr: torch applies most schedulers recursively, the closed forms differ by
@@ -20,7 +20,7 @@ import pytest
 
 from fnlearn import optim, schedules
 from tests._reference import TESTS, load
-from tests.schedule_cases import SCHED_CASES, TRAJ_CASES
+from tests.schedules.cases import SCHED_CASES, TRAJ_CASES
 
 s = schedules
 
@@ -45,7 +45,7 @@ def _optax_values(schedule, n):
 
 @pytest.fixture(scope="module")
 def ref():
-    return load(TESTS / "reference" / "schedules.npz")
+    return load(TESTS / "schedules" / "reference" / "schedules.npz")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def ours():
 def test_schedule_matches_torch_reference(case, ref, ours):
     lr, momentum = ours[case.id]
     key = f"{case.id}|lr"
-    assert key in ref, f"no reference for {case.id}: run tests/generate_schedules_reference.py"
+    assert key in ref, f"no reference for {case.id}: run tests/schedules/generate_reference.py"
     assert lr.dtype == jnp.float64 and lr.shape == (case.steps,)
     _close(lr, ref[key])
     if case.momentum is not None:
