@@ -20,9 +20,12 @@ import pytest
 
 from fnlearn import optim
 from tests._reference import seed_of
+from tests._tiers import first_of_each
 from tests.optim.cases import all_cases, base_lr, fnlearn_kwargs, make, schedule
 
-CASES = [pytest.param(table, case, id=case.id) for table, case in all_cases()]
+# one case per optimizer factory by default, every case in the exhaustive tier
+CASES = first_of_each([pytest.param(table, case, id=case.id) for table, case in all_cases()],
+                      lambda table, case: case.name)
 STEPS = 3
 
 

@@ -19,6 +19,7 @@ import pytest
 from fnlearn import optim, schedules, train
 from fnlearn.flat import Flat
 from fnlearn.optim import _fused
+from tests._tiers import first_of_each
 from tests.optim.cases import all_cases
 from tests.optim.test_reference import check_against_reference
 
@@ -34,7 +35,9 @@ def _reference_cases():
                 yield pytest.param(table, case, dtype, id=f"{case.id}-{dtype}")
 
 
-@pytest.mark.parametrize(("table", "case", "dtype"), list(_reference_cases()))
+@pytest.mark.parametrize(("table", "case", "dtype"),
+                         first_of_each(_reference_cases(),
+                                       lambda table, case, dtype: (case.name, dtype)))
 def test_fused_matches_torch_reference(table, case, dtype):
     """Every stored torch configuration of the four optimizers, 50 steps, params and state."""
     check_against_reference(table, case, dtype, fused=True)
