@@ -2,7 +2,7 @@
 
 An optimizer update is pure memory traffic, and on a tree of hundreds of leaves XLA runs one
 set of kernels per leaf and passes every leaf through dispatch: on CPU that per-leaf overhead,
-not bandwidth, dominates (see benchmarks/README.md). :class:`Flat` stores a parameter pytree as
+not bandwidth, dominates. :class:`Flat` stores a parameter pytree as
 one 1-D buffer per dtype; any optimizer (fnlearn's or optax's) initialised on a ``Flat`` keeps
 its state in the same layout, so an update is one set of kernels per dtype, whatever the number
 of leaves. The model reads parameters through :meth:`Flat.tree`, whose views are ``split`` +
@@ -13,14 +13,11 @@ Elementwise update rules give the same results on a ``Flat`` and on the tree it 
 float round-off: XLA may fuse the two layouts differently).
 
 .. warning::
-   Measured on CPU (benchmarks/README.md): the update alone is 2-4x faster than optax on
-   a 500-leaf, 16M-parameter tree, but a whole train step on such a model was 1.2-1.6x
-   *slower* with ``Flat`` than on the tree, because the views and the gradient's
-   ``concatenate`` move more bytes (and page-fault more fresh buffers) than the update saves;
-   there ``fused=True`` on the tree was the fastest step. On a GPU (one H200) the same
-   ``Flat`` step was the fastest by far: 1.7 ms against 10.6 ms on the tree and 7.7 ms with
-   optax, because there JAX's dispatch of every leaf's buffers costs more than the bytes.
-   Measure your model.
+   A ``Flat`` makes the update alone faster (one set of kernels instead of one per leaf),
+   but inside a whole train step the views and the gradient's ``concatenate`` move bytes of
+   their own: on CPU that can cost more than the update saves, on a GPU (where dispatching
+   every leaf's buffers costs more than the bytes) it is usually the fastest layout. The
+   current figures are on the performance page (benchmarks/README.md); measure your model.
 
 Example::
 

@@ -139,7 +139,7 @@ def adadelta(
             u_prev = u.astype(dtype)
             # one sqrt of the quotient (torch takes two and divides: equal up to round-off):
             # XLA materializes each sqrt feeding two fusions, and on CPU every fresh buffer is
-            # page-faulted in again each step (benchmarks/README.md, log item 6)
+            # page-faulted in again each step
             delta = jnp.sqrt((u_prev + epsilon) / (v_t + epsilon)) * g
             u_t = r * u_prev + one_minus_r * (delta * delta)
             return (-gamma * delta).astype(grad.dtype), v_t.astype(v.dtype), u_t.astype(u.dtype)

@@ -45,8 +45,8 @@ class TrainState(NamedTuple):
         With ``flat=True`` the params are stored as a :class:`~fnlearn.flat.Flat` (one buffer
         per dtype) and so is every optimizer buffer: the update runs as one set of kernels
         whatever the number of leaves. ``loss_fn`` still receives the parameter tree; read the
-        trained tree with ``state.params.tree()``. On CPU the whole step was measured slower
-        with ``flat=True`` on a 500-leaf model (benchmarks/README.md): measure before using.
+        trained tree with ``state.params.tree()``. Whether it makes the whole step faster
+        depends on the model and the device (see :class:`~fnlearn.flat.Flat`): measure.
 
         ``params`` is copied, so the donating train step consumes the copy and the caller's
         arrays stay usable (e.g. to start several runs from the same initial weights). An
