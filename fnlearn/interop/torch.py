@@ -1,0 +1,23 @@
+"""Carry a running PyTorch training job into fnlearn and back (torch is imported lazily)."""
+
+from __future__ import annotations
+
+from ._optim import (
+    ALGORITHMS,
+    OptimizerSpec,
+    guess_class,
+    optimizer_from_torch,
+    optimizer_to_torch,
+)
+from ._params import TorchWeights, params_from_torch, params_to_torch
+
+__all__ = [
+    "ALGORITHMS",
+    "OptimizerSpec",
+    "TorchWeights",
+    "guess_class",
+    "optimizer_from_torch",
+    "optimizer_to_torch",
+    "params_from_torch",
+    "params_to_torch",
+]
