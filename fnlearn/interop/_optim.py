@@ -100,7 +100,9 @@ class OptimizerSpec(NamedTuple):
     """What an fnlearn optimizer is in torch's terms: the class, each group's hyperparameters
     (torch's names; ``lr`` and the momenta may be schedules), each group's parameter names in
     torch's numbering (dotted module paths; ``None`` with one group: the params' own order)
-    and the parameters in no group (frozen).
+    and the parameters in no group (frozen). With ``inject_lr`` each group's optimizer is
+    wrapped in :func:`optax.inject_hyperparams` with ``lr`` injected, so that a
+    ReduceLROnPlateau can set it between steps (:func:`fnlearn.optim.set_hyperparam`).
 
     :func:`optimizer_from_torch` makes one from a state dict; write one to start a run in
     fnlearn that you will hand to torch, and build the optimizer with :meth:`build`::
@@ -115,13 +117,14 @@ class OptimizerSpec(NamedTuple):
     groups: tuple[Mapping[str, Any], ...]
     names: tuple[tuple[str, ...], ...] | None = None
     frozen: tuple[str, ...] = ()
+    inject_lr: bool = False
 
     def build(self) -> Any:
         """The fnlearn optimizer (a :func:`~fnlearn.optim.param_groups` over several groups or
         with frozen parameters), remembered so that :func:`optimizer_to_torch` can be given it
         instead of the spec."""
         algo = _algo(self.name)
-        txs = [_factory_call(self.name, algo, g) for g in self.groups]
+        txs = [_factory_call(self.name, algo, g, self.inject_lr) for g in self.groups]
         if len(txs) == 1 and not self.frozen:
             tx = txs[0]
         else:
@@ -150,7 +153,8 @@ def _algo(name: str) -> _Algo:
     return ALGORITHMS[name]
 
 
-def _factory_call(name: str, algo: _Algo, group: Mapping[str, Any]) -> Any:
+def _factory_call(name: str, algo: _Algo, group: Mapping[str, Any], inject_lr: bool = False
+                  ) -> Any:
     """``factory(**hyperparameters)`` from one torch group, every key accounted for."""
     accepted = inspect.signature(algo.factory).parameters
     kwargs = {}
@@ -173,6 +177,9 @@ def _factory_call(name: str, algo: _Algo, group: Mapping[str, Any]) -> Any:
             raise ValueError(f"{name}: hyperparameter {key!r} (= {value!r}) is unknown to "
                              f"fnlearn.optim.{algo.factory.__name__}")
         kwargs[key] = tuple(value) if isinstance(value, list) else value
+    if inject_lr:
+        static = tuple(k for k in kwargs if k != "lr")
+        return optax.inject_hyperparams(algo.factory, static_args=static)(**kwargs)
     return algo.factory(**kwargs)
 
 
@@ -214,26 +221,32 @@ def optimizer_from_torch(
     name: str | None = None,
     *,
     names: Sequence[str] | None = None,
-    lr: Any = None,
+    schedule: Any = None,
+    steps_per_epoch: int = 1,
     hyperparams: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
     step: int | None = None,
 ) -> tuple[Any, Any]:
     r"""The fnlearn optimizer and state that continue a torch optimizer's run.
 
     Args:
-        state_dict: ``optimizer.state_dict()`` (tensors on any device).
+        state_dict: ``optimizer.state_dict()`` (tensors on any device, or NumPy arrays).
         params: the parameters it optimizes, e.g. :func:`params_from_torch`'s ``params``
             (torch's index ``i`` is the ``i``-th leaf in the dicts' order, or the leaf named by
             ``param_names`` where torch saved them, or by ``names``).
         name: the torch class (``"Adam"``, ...). A state dict does not record it: when ``None``
-            it is recognised from the group keys and state keys, and a state dict that fits
-            several classes (Adam/AdamW/RAdam/...) raises, asking for it.
+            it is recognised from the group keys (:func:`guess_class`; needs torch).
         names: the dotted leaf names in torch's numbering, when params are not in torch's order.
-        lr: replaces every group's ``lr`` (a float, a schedule, or one per group): what an lr
-            scheduler's :func:`schedule_from_torch` gives.
-        hyperparams: further replacements, one mapping for every group or one per group (e.g.
-            ``{"momentum": momentum_schedule}`` from a cyclic scheduler).
-        step: fnlearn's step count for SGD and Muon (torch keeps none; see the module doc).
+        schedule: a :func:`schedule_from_torch` result: each group's ``lr`` (and cycled
+            momentum) becomes its schedule shifted onto the optimizer's step count, so the next
+            step uses torch's next lr; a ReduceLROnPlateau injects ``lr`` instead
+            (:class:`OptimizerSpec` ``inject_lr``).
+        steps_per_epoch: optimizer steps per ``scheduler.step()`` (1: torch's scheduler was
+            stepped after every optimizer step; else the hand-over is at an epoch boundary).
+        hyperparams: replacements for group entries, one mapping for every group or one per
+            group (e.g. ``{"lr": my_schedule}``).
+        step: fnlearn's step count at the hand-over for SGD and Muon (torch keeps none); by
+            default ``last_epoch * steps_per_epoch`` with a schedule, else 1 once a momentum
+            buffer exists and 0 before.
 
     Returns:
         ``(optimizer, opt_state)``; :func:`optimizer_to_torch` accepts that optimizer.
@@ -242,37 +255,84 @@ def optimizer_from_torch(
         ValueError: an unknown class or hyperparameter; a parameter count, shape, dtype or state
             key that does not match (the message names the leaf); per-parameter step counts
             that differ.
+
+    Example::
+
+        >>> import torch
+        >>> from fnlearn.interop.torch import optimizer_from_torch, params_from_torch
+        >>> net = torch.nn.Linear(3, 2)
+        >>> opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        >>> net(torch.ones(1, 3)).sum().backward(); opt.step()
+        >>> params, _ = params_from_torch(net)
+        >>> tx, state = optimizer_from_torch(opt.state_dict(), params)
+        >>> int(state.step), state.exp_avg["weight"].shape
+        (1, (2, 3))
     """
     name = name or guess_class(state_dict)
     algo = _algo(name)
     indices, name_of, per_group = _torch_order(state_dict, params, names)
-    groups = []
     n = len(indices)
     extra = [dict(hyperparams or {})] * n if isinstance(hyperparams, Mapping) or \
         hyperparams is None else [dict(h) for h in hyperparams]
-    lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * n
-    if len(lrs) != n or len(extra) != n:
-        raise ValueError(f"optimizer_from_torch: {n} param groups, got {len(lrs)} lrs and "
-                         f"{len(extra)} hyperparams")
-    for g, group_lr, more in zip(state_dict["param_groups"], lrs, extra, strict=True):
+    if len(extra) != n:
+        raise ValueError(f"optimizer_from_torch: {n} param groups, got {len(extra)} hyperparams")
+    handover = _handover_step(state_dict, step, schedule, steps_per_epoch)
+    groups = []
+    for i, (g, more) in enumerate(zip(state_dict["param_groups"], extra, strict=True)):
         group = {k: _scalar(v) for k, v in g.items() if k not in ("params", "param_names")}
-        if group_lr is not None:
-            group["lr"] = group_lr
+        group.update(_scheduled(schedule, i, group, handover, steps_per_epoch))
         group.update(more)
         groups.append(group)
     grouped = {x for g in per_group for x in g}
     frozen = tuple(x for x, _ in named_leaves(params) if x not in grouped)
-    spec = OptimizerSpec(name, tuple(groups), per_group, frozen)
+    plateau = schedule is not None and schedule.plateau is not None
+    spec = OptimizerSpec(name, tuple(groups), per_group, frozen, plateau)
     tx = spec.build()
     if name == "LBFGS":
         return tx, _lbfgs_from_torch(state_dict, tx, params, indices)
     state = tx.init(params)
-    group_states = _group_states(state, n)
     filled = []
-    for gi, (group_state, idx) in enumerate(zip(group_states, indices, strict=True)):
+    for gi, ((group_state, _), idx) in enumerate(zip(_group_states(state, n), indices,
+                                                     strict=True)):
         torch_states = {name_of[i]: state_dict["state"].get(i, {}) for i in idx}
-        filled.append(_fill(name, algo, group_state, params, torch_states, step, gi))
+        filled.append(_fill(name, algo, group_state, params, torch_states, handover, gi))
     return tx, _set_group_states(state, filled)
+
+
+def _handover_step(sd: Mapping[str, Any], step: int | None, schedule: Any,
+                   steps_per_epoch: int) -> int | None:
+    """The optimizer's step count at the hand-over: torch's ``step`` where it keeps one."""
+    for s in sd["state"].values():
+        if isinstance(s, Mapping) and s.get("step") is not None:
+            return int(float(to_numpy(s["step"])))
+    if step is not None:
+        return int(step)
+    if schedule is not None:
+        return schedule.last_epoch * steps_per_epoch
+    return None
+
+
+def _scheduled(schedule: Any, i: int, group: Mapping[str, Any], handover: int | None,
+               steps_per_epoch: int) -> dict[str, Any]:
+    """Group ``i``'s ``lr`` (and momentum) from a :class:`TorchSchedule`, as functions of the
+    optimizer's step count: torch's epoch ``last_epoch + (count - handover) // spe``."""
+    if schedule is None:
+        return {}
+    if schedule.plateau is not None:
+        return {"lr": float(np.ravel(np.asarray(schedule.plateau[1].lr))[i])}
+    start, last = handover or 0, schedule.last_epoch
+
+    def shifted(f: Callable) -> Callable:
+        return lambda count: f(last + (count - start) // steps_per_epoch)
+
+    out: dict[str, Any] = {"lr": shifted(schedule.lr[i])}
+    if schedule.momentum is not None:
+        m = shifted(schedule.momentum[i])
+        if schedule.momentum_key == "betas":
+            out["betas"] = (m, group["betas"][1])
+        else:
+            out["momentum"] = m
+    return out
 
 
 def guess_class(sd: Mapping[str, Any]) -> str:
@@ -295,19 +355,32 @@ def guess_class(sd: Mapping[str, Any]) -> str:
     return fits[0]
 
 
-def _group_states(state: Any, n: int) -> list[Any]:
+def _unwrap(state: Any) -> tuple[Any, dict[str, Any]]:
+    """A group's optimizer state and its injected hyperparameters (``inject_lr``)."""
+    if hasattr(state, "hyperparams") and hasattr(state, "inner_state"):
+        return state.inner_state, dict(state.hyperparams)
+    return state, {}
+
+
+def _group_states(state: Any, n: int) -> list[tuple[Any, dict[str, Any]]]:
     if isinstance(state, optax.PartitionState):
-        return [state.inner_states[str(i)].inner_state for i in range(n)]
-    return [state]
+        return [_unwrap(state.inner_states[str(i)].inner_state) for i in range(n)]
+    return [_unwrap(state)]
 
 
 def _set_group_states(state: Any, filled: list[Any]) -> Any:
+    def put(wrapper: Any, core: Any) -> Any:
+        if hasattr(wrapper, "hyperparams") and hasattr(wrapper, "inner_state"):
+            return wrapper._replace(inner_state=core)
+        return core
+
     if isinstance(state, optax.PartitionState):
         inner = dict(state.inner_states)
         for i, s in enumerate(filled):
-            inner[str(i)] = inner[str(i)]._replace(inner_state=s)
+            masked = inner[str(i)]
+            inner[str(i)] = masked._replace(inner_state=put(masked.inner_state, s))
         return state._replace(inner_states=inner)
-    return filled[0]
+    return put(state, filled[0])
 
 
 def _is_slot(x: Any) -> bool:
@@ -427,10 +500,11 @@ def optimizer_to_torch(optimizer: Any, opt_state: Any, params: Params, *,
     out_state: dict[int, dict[str, Any]] = {}
     out_groups = []
     index = 0
-    for group, names, state in zip(spec.groups, group_names, states, strict=True):
+    for group, names, (state, injected) in zip(spec.groups, group_names, states, strict=True):
         count = int(getattr(state, "step", 0))
         hyper = dict(defaults)
         hyper.update({k: v for k, v in group.items() if k not in ("params", "param_names")})
+        hyper.update({k: float(v) for k, v in injected.items()})
         for k, v in hyper.items():
             if callable(v):
                 hyper[k] = float(v(count))
