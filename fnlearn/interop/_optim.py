@@ -554,8 +554,7 @@ def _torch_param_state(cls: str, algo: _Algo, state: Any, params: Params, name: 
         elif field == "step":
             continue  # SGD and Muon keep no step in torch
         elif value is None:
-            if cls == "SGD" and field == "momentum_buffer":
-                out[field] = None
+            continue  # an unused buffer: torch keeps no key for it
         else:
             flat = dict(zip(_leaf_names(value), jax.tree.leaves(value, is_leaf=_is_slot),
                             strict=True))

@@ -137,7 +137,8 @@ def params_from_torch(module_or_state_dict: Any, *, buffer_names: Any = None) ->
     ``num_batches_tracked`` (or those listed in ``buffer_names``).
 
     Args:
-        module_or_state_dict: a ``torch.nn.Module`` or a mapping ``name -> tensor``.
+        module_or_state_dict: a ``torch.nn.Module`` or a mapping ``name -> tensor`` (NumPy
+            arrays are taken too).
         buffer_names: for a state dict, the full names of its buffers (overrides the rule).
 
     Returns:
@@ -156,15 +157,14 @@ def params_from_torch(module_or_state_dict: Any, *, buffer_names: Any = None) ->
         >>> params["0"]["weight"].shape, sorted(buffers["1"])
         ((2, 3), ['num_batches_tracked', 'running_mean', 'running_var'])
     """
-    torch = import_torch()
-    if isinstance(module_or_state_dict, torch.nn.Module):
+    if hasattr(module_or_state_dict, "named_parameters"):  # a torch.nn.Module
         module = module_or_state_dict
         flat_params = dict(module.named_parameters())
         flat_buffers = dict(module.named_buffers())
     elif isinstance(module_or_state_dict, Mapping):
         sd = module_or_state_dict
         for name, t in sd.items():
-            if not torch.is_tensor(t):
+            if not (is_tensor(t) or isinstance(t, np.ndarray)):
                 raise TypeError(f"params_from_torch: state_dict[{name!r}] is a "
                                 f"{type(t).__name__}, not a tensor")
         if buffer_names is None:

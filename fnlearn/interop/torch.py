@@ -33,6 +33,7 @@ from ._checkpoint import (
     restore_converted,
     save_torch_checkpoint,
 )
+from ._flax import LAYOUTS, FlaxLayout, flax_layout
 from ._optim import (
     ALGORITHMS,
     OptimizerSpec,
@@ -46,12 +47,15 @@ from ._schedules import TorchSchedule, guess_scheduler, schedule_from_torch, sch
 __all__ = [
     "ALGORITHMS",
     "Converted",
+    "FlaxLayout",
+    "LAYOUTS",
     "OptimizerSpec",
     "TorchCheckpoint",
     "TorchSchedule",
     "TorchWeights",
     "UnsafeCheckpointError",
     "convert",
+    "flax_layout",
     "guess_class",
     "guess_scheduler",
     "load_torch_checkpoint",
