@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -69,7 +70,10 @@ def read_torch_file(path: str | Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"no torch checkpoint at {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch notes a pickle protocol it does not write; the refusal below is the answer
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise UnsafeCheckpointError(
             f"refusing to load {path}: its pickle needs code that is not tensors, containers "
@@ -153,7 +157,8 @@ def load_torch_checkpoint(
     if not isinstance(ckpt, Mapping):
         raise TypeError(f"a torch checkpoint is a dict of entries, got {type(ckpt).__name__}")
     model_sd = ckpt if model_key is None else _entry(ckpt, model_key, "model")
-    params, buffers = params_from_torch(model_sd, buffer_names=buffer_names)
+    weights = params_from_torch(model_sd, buffer_names=buffer_names)
+    params, buffers = weights
     opt_sd = None if optimizer_key is None else _entry(ckpt, optimizer_key, "optimizer")
     sched_sd = None
     if scheduler_key is not None and (scheduler_key in ckpt or scheduler_key != "scheduler"):
@@ -164,7 +169,7 @@ def load_torch_checkpoint(
     extra = {k: _plain(v) for k, v in ckpt.items() if k not in used} if model_key else {}
     tx, opt_state, handover = None, None, 0
     if opt_sd is not None:
-        tx, opt_state = optimizer_from_torch(opt_sd, params, optimizer, schedule=schedule,
+        tx, opt_state = optimizer_from_torch(opt_sd, weights, optimizer, schedule=schedule,
                                              steps_per_epoch=steps_per_epoch)
         handover = _handover_step(opt_sd, None, schedule, steps_per_epoch) or _step_of(opt_state)
     state = TrainState(params, opt_state, jnp.asarray(handover, jnp.int32))

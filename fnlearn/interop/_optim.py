@@ -46,6 +46,7 @@ import optax
 from .. import optim
 from .._typing import Params
 from ._params import (
+    TorchWeights,
     dotted,
     import_torch,
     is_tensor,
@@ -175,7 +176,8 @@ def _factory_call(name: str, algo: _Algo, group: Mapping[str, Any], inject_lr: b
             continue
         if key not in accepted:
             raise ValueError(f"{name}: hyperparameter {key!r} (= {value!r}) is unknown to "
-                             f"fnlearn.optim.{algo.factory.__name__}")
+                             f"fnlearn.optim.{algo.factory.__name__}: is this state dict "
+                             f"torch.optim.{name}'s?")
         kwargs[key] = tuple(value) if isinstance(value, list) else value
     if inject_lr:
         static = tuple(k for k in kwargs if k != "lr")
@@ -230,9 +232,10 @@ def optimizer_from_torch(
 
     Args:
         state_dict: ``optimizer.state_dict()`` (tensors on any device, or NumPy arrays).
-        params: the parameters it optimizes, e.g. :func:`params_from_torch`'s ``params``
-            (torch's index ``i`` is the ``i``-th leaf in the dicts' order, or the leaf named by
-            ``param_names`` where torch saved them, or by ``names``).
+        params: the parameters it optimizes: :func:`params_from_torch`'s result (its
+            ``names`` give torch's numbering), or a pytree whose ``i``-th leaf in the dicts'
+            order is torch's parameter ``i`` (a dict rebuilt by ``jax.tree.map`` has sorted
+            keys: pass ``names`` then), unless torch saved ``param_names``.
         name: the torch class (``"Adam"``, ...). A state dict does not record it: when ``None``
             it is recognised from the group keys (:func:`guess_class`; needs torch).
         names: the dotted leaf names in torch's numbering, when params are not in torch's order.
@@ -268,6 +271,8 @@ def optimizer_from_torch(
         >>> int(state.step), state.exp_avg["weight"].shape
         (1, (2, 3))
     """
+    if isinstance(params, TorchWeights):
+        params, names = params.params, names or params.names
     name = name or guess_class(state_dict)
     algo = _algo(name)
     indices, name_of, per_group = _torch_order(state_dict, params, names)
@@ -515,6 +520,8 @@ def optimizer_to_torch(optimizer: Any, opt_state: Any, params: Params, *,
         ids = list(range(index, index + len(names)))
         index += len(names)
         hyper["params"] = ids
+        if spec.names is not None:  # torch >= 2.6 keeps them; load_state_dict takes them
+            hyper["param_names"] = list(names)
         out_groups.append(hyper)
         for i, n in zip(ids, names, strict=True):
             out_state[i] = _torch_param_state(spec.name, algo, state, params, n, count, numpy)

@@ -36,6 +36,13 @@ class TorchWeights(NamedTuple):
     params: Params
     buffers: Params
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The parameters' dotted names in torch's order (``named_parameters()``), the order
+        torch's optimizers number them in. (A dict rebuilt by ``jax.tree.map`` has its keys
+        sorted; this order is the one :func:`params_from_torch` returned.)"""
+        return tuple(n for n, _ in named_leaves(self.params))
+
 
 def is_tensor(x: Any) -> bool:
     """``torch.is_tensor(x)``, without importing torch for anything else."""
