@@ -18,6 +18,7 @@ import pytest
 
 from fnlearn import optim
 from fnlearn.interop import torch as it
+from fnlearn.interop._optim import torch_defaults
 from tests.interop import _digits, _schedulers
 from tests.interop._handover import (
     K,
@@ -91,8 +92,9 @@ def test_fnlearn_to_torch(table, case, dtype):
     factor = schedule(table, case)
     group = dict(torch_kwargs(case))
     if factor is not None:
-        base = group.get("lr", it._optim.torch_defaults(case.torch_name)["lr"])
-        group["lr"] = lambda count: base * factor(count)
+        base = group.get("lr", torch_defaults(case.torch_name)["lr"])
+        # the factor of a float count, as torch's LambdaLR computes it from a Python int
+        group["lr"] = lambda count: base * factor(jnp.asarray(count, jnp.float64))
     tx = it.OptimizerSpec(case.torch_name, (group,)).build()
     params, state = fnlearn_steps(tx, tx.init(params), params, grads, range(K), dtype)
     sd = it.optimizer_to_torch(tx, state, params)
