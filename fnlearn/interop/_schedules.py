@@ -230,7 +230,7 @@ def schedule_from_torch(
         >>> for _ in range(3):
         ...     opt.step(); sched.step()
         >>> ts = schedule_from_torch(sched.state_dict())
-        >>> ts.name, ts.last_epoch, float(ts.lr[0](ts.last_epoch)), sched.get_last_lr()
+        >>> ts.name, ts.last_epoch, round(float(ts.lr[0](ts.last_epoch)), 6), sched.get_last_lr()
         ('StepLR', 3, 0.05, [0.05])
     """
     name = name or guess_scheduler(state_dict)
@@ -304,7 +304,9 @@ def _advance(name: str, sd: dict[str, Any], epoch: int, last_lr: list[float] | N
             sd["_step_count"] = epoch + 1
         if name == "CosineAnnealingWarmRestarts":
             t_i, t_cur = int(sd["T_0"]), epoch
-            while t_cur >= t_i:
+            if int(sd["T_mult"]) == 1:
+                t_cur %= t_i
+            while t_cur >= t_i:  # torch's cycles: T_0, T_0 T_mult, T_0 T_mult^2, ...
                 t_cur -= t_i
                 t_i *= int(sd["T_mult"])
             sd["T_i"], sd["T_cur"] = t_i, t_cur
