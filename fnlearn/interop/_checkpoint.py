@@ -23,8 +23,23 @@ import numpy as np
 
 from .._typing import Params
 from ..train import TrainState
-from ._optim import OptimizerSpec, _handover_step, optimizer_from_torch, optimizer_to_torch
-from ._params import import_torch, is_tensor, params_from_torch, params_to_torch, to_numpy
+from ._optim import (
+    _BUILT,
+    _handover_step,
+    optimizer_from_torch,
+    optimizer_to_torch,
+    plain_groups,
+    spec_from_groups,
+)
+from ._params import (
+    import_torch,
+    is_tensor,
+    named_leaves,
+    nest,
+    params_from_torch,
+    params_to_torch,
+    to_numpy,
+)
 from ._schedules import TorchSchedule, schedule_from_torch, schedule_to_torch
 
 
@@ -234,58 +249,40 @@ def convert(src: str | Path, directory: str | Path, *, epoch: int | None = None,
     """Convert a torch checkpoint file into an fnlearn checkpoint directory.
 
     Writes ``directory/<epoch>/`` with :func:`fnlearn.checkpoint.save` (the ``TrainState``,
-    no data-order key) and ``directory/torch-conversion.json``: the optimizer's
-    :class:`OptimizerSpec` and the scheduler's state dict, the parameters' shapes and dtypes,
-    buffers and plain entries, which :func:`restore_converted` reads to rebuild the optimizer
-    and the template that :func:`fnlearn.checkpoint.restore` needs.
+    no data-order key) and ``directory/torch-conversion.json``: the optimizer's class, param
+    groups and parameter names, the scheduler's state dict, the parameters' shapes and dtypes,
+    the buffers and the plain entries, which :func:`restore_converted` reads to rebuild the
+    optimizer and the template that :func:`fnlearn.checkpoint.restore` needs.
 
     ``epoch`` (epochs completed, fnlearn's count) defaults to the file's ``epoch_key`` entry.
     """
     from .. import checkpoint
 
-    ckpt = load_torch_checkpoint(src, **load_kwargs)
+    raw = read_torch_file(src) if isinstance(src, (str, Path)) else src
+    ckpt = load_torch_checkpoint(raw, **load_kwargs)
     if epoch is None:
         if epoch_key not in ckpt.extra:
             raise KeyError(f"{src} has no {epoch_key!r} entry; pass --epoch")
         epoch = int(ckpt.extra[epoch_key])
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    spec = _spec_of(ckpt.optimizer)
+    spec = None if ckpt.optimizer is None else _BUILT[id(ckpt.optimizer)][1]
+    opt_sd = None if spec is None else raw[load_kwargs.get("optimizer_key", "optimizer")]
     meta = {
-        "source": str(src),
-        "params": [[n, list(x.shape), str(x.dtype)] for n, x in _named(ckpt.state.params)],
-        "buffers": {n: _jsonable(np.asarray(x)) for n, x in _named(ckpt.buffers)},
+        "source": str(src) if isinstance(src, (str, Path)) else None,
+        "params": [[n, list(x.shape), str(x.dtype)] for n, x in named_leaves(ckpt.state.params)],
+        "buffers": {n: _jsonable(np.asarray(x)) for n, x in named_leaves(ckpt.buffers)},
         "optimizer": None if spec is None else {
             "name": spec.name, "names": spec.names, "frozen": spec.frozen,
-            "inject_lr": spec.inject_lr,
-            "groups": [{k: v for k, v in g.items() if not callable(v) and not (
-                isinstance(v, tuple) and any(callable(x) for x in v))}
-                for g in spec.groups]},
+            "param_groups": plain_groups(opt_sd["param_groups"])},
         "scheduler": None if ckpt.schedule is None else {
             "name": ckpt.schedule.name, "state_dict": _jsonable(ckpt.schedule.state_dict)},
-        "optimizer_state_dict_groups": None,
         "handover_step": ckpt.handover_step, "steps_per_epoch": ckpt.steps_per_epoch,
         "extra": _jsonable(ckpt.extra),
     }
-    if ckpt.schedule is not None and ckpt.schedule.name == "OneCycleLR":
-        meta["optimizer_state_dict_groups"] = [
-            {k: v for k, v in g.items() if not callable(v) and not isinstance(v, tuple)}
-            for g in spec.groups]
     (directory / SIDECAR).write_text(json.dumps(meta, indent=1))
     checkpoint.save(directory, ckpt.state, key=None, epoch=epoch)
     return directory
-
-
-def _spec_of(tx: Any) -> OptimizerSpec | None:
-    from ._optim import _BUILT
-
-    return None if tx is None else _BUILT[id(tx)][1]
-
-
-def _named(tree: Params) -> list[tuple[str, Any]]:
-    from ._params import named_leaves
-
-    return list(named_leaves(tree))
 
 
 def _jsonable(x: Any) -> Any:
@@ -332,34 +329,23 @@ def restore_converted(directory: str | Path, *, epoch: int | None = None,
     optimizer), state, ..., start_epoch=epoch)``.
     """
     from .. import checkpoint
-    from ._params import nest
 
     directory = Path(directory)
     meta = json.loads((directory / SIDECAR).read_text())
     params = nest({n: jnp.zeros(shape, dtype) for n, shape, dtype in meta["params"]})
     buffers = nest({n: jnp.asarray(_from_json(v)) for n, v in meta["buffers"].items()})
     schedule, tx, opt_state = None, None, None
+    o = meta["optimizer"]
     if meta["scheduler"] is not None:
-        groups = meta["optimizer_state_dict_groups"]
         schedule = schedule_from_torch(
             _from_json(meta["scheduler"]["state_dict"]), meta["scheduler"]["name"],
-            optimizer_state_dict=None if groups is None else {"param_groups": groups},
+            optimizer_state_dict=None if o is None else {"param_groups": o["param_groups"]},
             lr_lambdas=lr_lambdas)
-    if meta["optimizer"] is not None:
-        o = meta["optimizer"]
-        groups = [dict(g) for g in o["groups"]]
-        handover, spe = meta["handover_step"], meta["steps_per_epoch"]
-        from ._optim import _scheduled
-
-        for i, g in enumerate(groups):
-            for k, v in g.items():
-                if isinstance(v, list):
-                    g[k] = tuple(v)
-            g.update(_scheduled(schedule, i, g, handover, spe))
-        spec = OptimizerSpec(o["name"], tuple(groups),
-                             None if o["names"] is None else tuple(map(tuple, o["names"])),
-                             tuple(o["frozen"]), o["inject_lr"])
-        tx = spec.build()
+    if o is not None:
+        tx = spec_from_groups(
+            o["name"], o["param_groups"], tuple(map(tuple, o["names"])), tuple(o["frozen"]),
+            schedule=schedule, handover=meta["handover_step"],
+            steps_per_epoch=meta["steps_per_epoch"]).build()
         opt_state = tx.init(params)
     like = TrainState(params, opt_state, jnp.zeros((), jnp.int32))
     state, key, done = checkpoint.restore(directory, like=like, epoch=epoch)

@@ -97,6 +97,15 @@ def _scalar(v: Any) -> Any:
     return v
 
 
+def plain_groups(param_groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """torch's ``param_groups`` as JSON-able Python (tensors -> numbers, tuples -> lists)."""
+    def plain(v: Any) -> Any:
+        v = _scalar(v)
+        return list(v) if isinstance(v, tuple) else v
+
+    return [{k: plain(v) for k, v in g.items()} for g in param_groups]
+
+
 class OptimizerSpec(NamedTuple):
     """What an fnlearn optimizer is in torch's terms: the class, each group's hyperparameters
     (torch's names; ``lr`` and the momenta may be schedules), each group's parameter names in
@@ -282,16 +291,11 @@ def optimizer_from_torch(
     if len(extra) != n:
         raise ValueError(f"optimizer_from_torch: {n} param groups, got {len(extra)} hyperparams")
     handover = _handover_step(state_dict, step, schedule, steps_per_epoch)
-    groups = []
-    for i, (g, more) in enumerate(zip(state_dict["param_groups"], extra, strict=True)):
-        group = {k: _scalar(v) for k, v in g.items() if k not in ("params", "param_names")}
-        group.update(_scheduled(schedule, i, group, handover, steps_per_epoch))
-        group.update(more)
-        groups.append(group)
     grouped = {x for g in per_group for x in g}
     frozen = tuple(x for x, _ in named_leaves(params) if x not in grouped)
-    plateau = schedule is not None and schedule.plateau is not None
-    spec = OptimizerSpec(name, tuple(groups), per_group, frozen, plateau)
+    spec = spec_from_groups(name, state_dict["param_groups"], per_group, frozen,
+                            schedule=schedule, handover=handover,
+                            steps_per_epoch=steps_per_epoch, extra=extra)
     tx = spec.build()
     if name == "LBFGS":
         return tx, _lbfgs_from_torch(state_dict, tx, params, indices)
@@ -302,6 +306,24 @@ def optimizer_from_torch(
         torch_states = {name_of[i]: state_dict["state"].get(i, {}) for i in idx}
         filled.append(_fill(name, algo, group_state, params, torch_states, handover, gi))
     return tx, _set_group_states(state, filled)
+
+
+def spec_from_groups(name: str, param_groups: Sequence[Mapping[str, Any]],
+                     names: tuple[tuple[str, ...], ...], frozen: tuple[str, ...], *,
+                     schedule: Any = None, handover: int | None = None,
+                     steps_per_epoch: int = 1,
+                     extra: Sequence[Mapping[str, Any]] | None = None) -> OptimizerSpec:
+    """The :class:`OptimizerSpec` of torch's ``param_groups`` (hyperparameters as plain
+    Python), each group's lr (and momentum) replaced by ``schedule`` shifted onto the step
+    count (``handover``), then by ``extra``."""
+    groups = []
+    for i, g in enumerate(param_groups):
+        group = {k: _scalar(v) for k, v in g.items() if k not in ("params", "param_names")}
+        group.update(_scheduled(schedule, i, group, handover, steps_per_epoch))
+        group.update(extra[i] if extra else {})
+        groups.append(group)
+    plateau = schedule is not None and schedule.plateau is not None
+    return OptimizerSpec(name, tuple(groups), names, frozen, plateau)
 
 
 def _handover_step(sd: Mapping[str, Any], step: int | None, schedule: Any,
