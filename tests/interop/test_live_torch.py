@@ -469,3 +469,32 @@ def test_flax_layouts_compute_what_torch_computes():
         np.testing.assert_array_equal(a, b)
     stats = layout.batch_stats_to_torch(flax_vars["batch_stats"])
     assert json.dumps(sorted(stats["bn"])) == json.dumps(sorted(buffers["bn"]))
+
+
+@pytest.mark.parametrize("which", ["onecycle-adam", "plateau-sgd"])
+def test_converted_directory_rebuilds_schedules(tmp_path, which):
+    """convert + restore_converted: OneCycleLR's cycled beta1 and ReduceLROnPlateau's injected
+    lr come back; the next update equals the one from the torch file itself."""
+    net = torch.nn.Linear(4, 2)
+    if which == "onecycle-adam":
+        opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total_steps=20)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1)
+    for _ in range(3):
+        net(torch.ones(2, 4)).sum().backward()
+        opt.step()
+        sched.step(*([1.0] if which == "plateau-sgd" else []))
+    path = tmp_path / "c.pt"
+    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "epoch": 3}, path)
+    it.convert(path, tmp_path / "out")
+    restored = it.restore_converted(tmp_path / "out")
+    direct = it.load_torch_checkpoint(path)
+    assert restored.epoch == 3 and restored.schedule.name == direct.schedule.name
+    grads = jax.tree.map(jnp.ones_like, direct.state.params)
+    got, _ = restored.optimizer.update(grads, restored.state.opt_state, restored.state.params)
+    want, _ = direct.optimizer.update(grads, direct.state.opt_state, direct.state.params)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(a, b)
