@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._typing import Array
+from .sharding import gather
 
 _FORMAT = "fnlearn-checkpoint/1"
 _MANIFEST = "fnlearn-files.json"
@@ -337,19 +338,10 @@ def _describe(tree: Any, *, checksums: bool) -> list[list[Any]]:
         leaf = leaf if hasattr(leaf, "dtype") else np.asarray(leaf)
         row = [jax.tree_util.keystr(path), list(leaf.shape), str(np.dtype(leaf.dtype))]
         if checksums:
-            row.append(zlib.crc32(np.ascontiguousarray(_whole(leaf)).tobytes()))
+            # of the whole array (gathered when split over processes): restores onto any mesh
+            row.append(zlib.crc32(np.ascontiguousarray(gather(leaf)).tobytes()))
         rows.append(row)
     return rows
-
-
-def _whole(leaf: Any) -> np.ndarray:
-    """The whole array on this host: a leaf sharded over several processes is gathered (its
-    checksum is of the whole array, so a checkpoint restores onto any mesh)."""
-    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
-    return np.asarray(jax.device_get(leaf))
 
 
 def _check_placement(like: Any, where: str) -> None:

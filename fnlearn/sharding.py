@@ -253,6 +253,28 @@ class Plan:
         return PartitionSpec(*entries)
 
 
+def gather(tree: Any) -> Any:
+    """Every leaf of ``tree`` whole on this host, as NumPy arrays: ``jax.device_get``, except
+    that a leaf split over several processes is first gathered from all of them (a collective:
+    in a multi-process run every process must call it).
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> gather({"w": jnp.arange(3.0)})["w"].tolist()
+        [0.0, 1.0, 2.0]
+    """
+
+    def whole(leaf: Any) -> np.ndarray:
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+        return np.asarray(jax.device_get(leaf))
+
+    return jax.tree.map(whole, tree)
+
+
 def _axes(spec: PartitionSpec) -> list[str]:
     """The mesh axis names a spec uses."""
     out = []

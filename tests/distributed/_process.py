@@ -81,7 +81,7 @@ def main(port: int, process_id: int, directory: Path, die_at: int | None) -> Non
         eval_step=train.make_eval_step(loss_fn, sharding=plan), val_data=val,
         checkpoint_dir=ckpt, keep=2, sharding=plan, progress=False,
     )
-    whole = [checkpoint._whole(x) for x in jax.tree.leaves(state)]
+    whole = jax.tree.leaves(sharding.gather(state))
     if process_id == 0:
         np.savez(directory / "result.npz", *whole)
         (directory / "history.json").write_text(json.dumps(
