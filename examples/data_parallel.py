@@ -38,10 +38,10 @@ import subprocess
 import sys
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from digits import MLP  # the same model as examples/digits.py (this script's folder)
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -50,14 +50,6 @@ import fnlearn as fl
 EPOCHS = 10
 BATCH_SIZE = 32
 TEST_SIZE = 448
-
-
-class MLP(nn.Module):
-    """64 pixels -> 64 hidden units (ReLU) -> 10 class logits."""
-
-    @nn.compact
-    def __call__(self, x):
-        return nn.Dense(10)(nn.relu(nn.Dense(64)(x)))
 
 
 def main(size: float = 1.0, seed: int = 0, progress: bool | None = None) -> dict[str, dict]:
