@@ -29,6 +29,7 @@ import optax  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 from fnlearn import checkpoint, optim, sharding, train  # noqa: E402
+from fnlearn.data import iterate_batches  # noqa: E402
 
 STEPS, BATCH = 20, 16
 MODES = ("data_parallel", "zero1", "fsdp")
@@ -188,6 +189,9 @@ def bad_inputs():
     unplaced = jax.device_put(train.TrainState.create(make_params(jnp.float64), opt),
                               jax.devices()[1])
     out["unplaced"] = message(lambda: step(unplaced, make_data(jnp.float64)[0]))
+    rows = (jnp.ones((18, 2)),)
+    out["iterate_batch_size"] = message(lambda: iterate_batches(rows, 6, sharding=plan.batch))
+    out["iterate_last"] = message(lambda: iterate_batches(rows, 8, sharding=plan.batch))
     out["state_after"] = int(state.step)  # still usable: nothing above ran a step
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint.save(tmp, {"w": jnp.ones((6, 4))}, key=None, epoch=1)
@@ -199,6 +203,22 @@ def bad_inputs():
         except checkpoint.CheckpointError as exc:
             out["checkpoint"] = f"CheckpointError: {exc}"
     return out
+
+
+def batches():
+    """iterate_batches on the mesh gives the same batches as without, each split over it."""
+    plan = sharding.Plan(jax.make_mesh((4,), ("data",)), "zero1")
+    data = (jnp.arange(40.0).reshape(20, 2), jnp.arange(20))
+    kw = dict(shuffle=True, key=jax.random.key(0), drop_last=True)
+    plain = list(iterate_batches(data, 8, **kw))
+    split = list(iterate_batches(data, 8, sharding=plan.batch, **kw))
+    return {
+        "count": [len(plain), len(split)],
+        "equal": all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(plain),
+                                                          jax.tree.leaves(split), strict=True)),
+        "split": all(x.sharding == plan.batch and x.addressable_shards[0].data.shape[0] == 2
+                     for x in jax.tree.leaves(split)),
+    }
 
 
 def checkpoints():
@@ -244,6 +264,7 @@ def default_checks():
         "fsdp-model-adam-fused": lambda: exact("adam", "fsdp", fused=True, mesh=model,
                                                param_specs=specs, compiled=True),
         "bad": bad_inputs,
+        "batches": batches,
         "checkpoint": checkpoints,
     }
 

@@ -89,12 +89,19 @@ def test_second_mesh_axis(results):
     ("spec_structure", ["param_specs", "structure"]),
     ("unplaced", ["state.params['b1']", "plan.put(state)"]),
     ("checkpoint", ["CheckpointError", "`like`['w']", "(6, 4)", "'data'"]),
+    ("iterate_batch_size", ["batch_size (6)", "'data'", "size 4"]),
+    ("iterate_last", ["the last batch (2)", "drop_last=True"]),
 ])
 def test_bad_input_is_named_before_any_step(results, case, words):
     bad = _ok(results["bad"])
     assert bad["state_after"] == 0  # no step ran
     for word in words:
         assert word in bad[case], bad[case]
+
+
+def test_iterate_batches_on_the_mesh_gives_the_same_batches(results):
+    r = _ok(results["batches"])
+    assert r["count"] == [2, 2] and r["equal"] and r["split"]
 
 
 def test_checkpoint_restores_onto_another_mesh(results):
