@@ -86,9 +86,12 @@ def make_train_step(
         benchmarks/train_step.py: from 13% faster to 8% slower across runs). XLA rejects an
         unknown name at the first call.
       sharding: a :class:`fnlearn.sharding.Plan` (a mesh and ``"data_parallel"``, ``"zero1"``
-        or ``"fsdp"``) to run the step on many devices or processes: the state must be placed
-        with ``plan.put(state)``, and each batch is split over the mesh's data axis (see
-        :func:`_sharded`). ``None``: one device, as JAX places it.
+        or ``"fsdp"``) to run the step on many devices or processes: place the state with
+        ``plan.put(state)``; each batch (global, e.g. from ``iterate_batches(...,
+        sharding=plan.batch)``) is split over the mesh's data axis, and the step computes
+        what the one-device step computes on the whole batch, up to summation order.
+        ``step.lower(state, batch)`` gives the compiled HLO and shardings, as ``jax.jit``'s.
+        ``None``: one device, as JAX places it.
 
     Returns:
       ``step(state, batch) -> (state, metrics)`` where ``metrics`` is a dict of device arrays

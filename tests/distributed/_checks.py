@@ -6,8 +6,9 @@ set before JAX starts, and one process amortises JAX's start-up over many checks
     XLA_FLAGS=--xla_force_host_platform_device_count=4 python -m tests.distributed._checks GROUP
 
 GROUP is ``default`` (a representative set) or ``grid`` (every optimizer, XLA rule and fused,
-tree and Flat, in the three modes). Prints one JSON object: check name -> result dict; the
-test file asserts on the numbers. A check that raises is reported as ``{"error": ...}``.
+tree and Flat, in the three modes). Prints one line per check as it finishes,
+``{check name: result dict}`` in JSON; the test file asserts on the numbers. A check that
+raises is reported as ``{"error": ...}``.
 """
 
 from __future__ import annotations
@@ -285,14 +286,14 @@ def grid_checks():
 
 
 def main(group):
+    """One line per check, ``{name: result}`` as JSON, printed as soon as it is done."""
     checks = {"default": default_checks, "grid": grid_checks}[group]()
-    results = {}
     for name, check in checks.items():
         try:
-            results[name] = check()
+            result = check()
         except Exception:  # reported, so one failure does not hide the other checks
-            results[name] = {"error": traceback.format_exc()[-3000:]}
-    print(json.dumps(results))
+            result = {"error": traceback.format_exc()[-3000:]}
+        print(json.dumps({name: result}), flush=True)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,11 @@ def _run_checks(group: str, timeout: int) -> dict:
     proc = subprocess.run([sys.executable, "-m", "tests.distributed._checks", group], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    results = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            results.update(json.loads(line))
+    return results
 
 
 @pytest.fixture(scope="module")
