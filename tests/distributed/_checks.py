@@ -119,7 +119,8 @@ def exact(name, mode, *, fused=False, flat=False, clip=False, accumulate=2, dtyp
               bias=name != "muon")
     ref, _ = run(opt, None, **kw)
     got, step = run(opt, plan, **kw)
-    out = {"err": rel_err(ref, got), "steps": int(got.step), "skipped": int(got.skipped),
+    out = {"err": rel_err(ref, got), "params_err": rel_err(ref.params, got.params),
+           "steps": int(got.step), "skipped": int(got.skipped),
            "ref_skipped": int(ref.skipped)}
     out.update(layout(plan, got, step, make_data(dtype)[0], compiled))
     return out

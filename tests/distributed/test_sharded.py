@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-F64, F32 = 1e-12, 1e-6
+#: relative tolerances after 20 steps: float64 for params and every optimizer buffer; float32
+#: for the params, and 10x that for the buffers (centered RMSprop's grad_avg, a difference
+#: of running means, shows 1.6e-6 where its params show 5e-7)
+F64, F32, F32_STATE = 1e-12, 1e-6, 1e-5
 
 
 def _run_checks(group: str, timeout: int) -> dict:
@@ -49,8 +52,9 @@ EXACT = ["dp-sgd-clip", "zero1-adamw-fused-flat", "zero1-adam-f32-skip", "fsdp-a
 
 
 def _check_exact(name: str, r: dict) -> None:
-    tol = F32 if "f32" in name else F64
-    assert r["err"] < tol, f"{name}: relative error {r['err']:.3g} after 20 steps"
+    tol, state_tol = (F32, F32_STATE) if "f32" in name else (F64, F64)
+    assert r["params_err"] < tol, f"{name}: params' relative error {r['params_err']:.3g}"
+    assert r["err"] < state_tol, f"{name}: relative error {r['err']:.3g} after 20 steps"
     assert r["steps"] == 20 and r["skipped"] == r["ref_skipped"]
     assert r["not_split"] == [], f"{name}: asked to be split, but whole: {r['not_split']}"
     if name.startswith("zero1"):  # params whole, 1/N of every optimizer buffer per device
