@@ -256,7 +256,6 @@ def default_checks():
     model = jax.make_mesh((2, 2), ("data", "model"))
     specs = {"w1": P(None, "model"), "w2": P("model"), "b1": P("model")}
     return {
-        "dp-sgd-clip": lambda: exact("sgd", "data_parallel", clip=True),
         "zero1-adamw-fused-flat": lambda: exact("adamw", "zero1", fused=True, flat=True,
                                                 compiled=True),
         "zero1-adam-f32-skip": lambda: exact("adam", "zero1", dtype=jnp.float32, clip=True,

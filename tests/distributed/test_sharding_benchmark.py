@@ -10,9 +10,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.exhaustive  # a measurement script: kept out of the default run's time budget
 def test_sharding_benchmark_runs(tmp_path):
     script = textwrap.dedent(f"""
         import sys
