@@ -25,6 +25,11 @@ launcher's environment (SLURM, Open MPI, ...)::
 
     srun --ntasks=8 python examples/data_parallel.py --cluster     # or: mpirun -n 8 ...
 
+Should a process die, the others stop with JAX's "another task died" error once its
+heartbeats have been missing for ``--heartbeat`` seconds (jax.distributed's
+``heartbeat_timeout_seconds``) instead of waiting in a collective for ever; restart every
+process to resume from the last checkpoint (``fit(checkpoint_dir=...)``).
+
 Sizes: a global batch of 32 (8 rows per device on 4 devices), 448 test images (a multiple of
 every batch the data axis splits).
 """
@@ -141,10 +146,13 @@ if __name__ == "__main__":
     parser.add_argument("--process-id", type=int)
     parser.add_argument("--cluster", action="store_true",
                         help="jax.distributed.initialize() from the launcher's environment")
+    parser.add_argument("--heartbeat", type=int, default=30,
+                        help="seconds without a process's heartbeat before the others fail")
     args = parser.parse_args()
     if args.processes:
         sys.exit(_launch_local(args.processes, [str(args.size)]))
     if args.coordinator or args.cluster:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU across processes
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                   heartbeat_timeout_seconds=args.heartbeat)
     main(args.size, progress=False if jax.process_count() > 1 else None)
