@@ -16,8 +16,10 @@ The three layouts (``N`` = the size of the mesh's data axis, ``B`` the global ba
 
 - data parallel: XLA all-reduces the gradients; every device runs the same update.
 - ``"zero1"`` (ZeRO stage 1, torch's ``ZeroRedundancyOptimizer``): the gradients are
-  reduce-scattered to the optimizer state's slices, each device updates its slice of the
-  params, and the new params are all-gathered.
+  reduced to the optimizer state's slices, each device updates its slice of the params, and
+  the new params are all-gathered. The reduction is XLA's choice: a reduce-scatter where the
+  backend forms one, an all-reduce then a local slice in XLA's CPU pipeline (the HLO read
+  by benchmarks/sharding.py).
 - ``"fsdp"`` (ZeRO stage 3): the params stay sliced too; XLA gathers each one where the
   forward and backward passes read it.
 

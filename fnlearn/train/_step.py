@@ -331,7 +331,7 @@ def _sharded(
 
 def _constrain_to_update(plan: Plan, grads: Params, params: Params) -> tuple[Params, Params]:
     """Gradients and params constrained to the slices the optimizer updates (ZeRO: each
-    device its 1/N; data parallel: whole), so XLA reduce-scatters the gradients."""
+    device its 1/N; data parallel: whole): XLA reduces the gradients to those slices."""
     _, update = plan.param_layout(params)
 
     def constrain(tree: Params) -> Params:
