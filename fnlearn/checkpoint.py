@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._typing import Array
+from .sharding import gather
 
 _FORMAT = "fnlearn-checkpoint/1"
 _MANIFEST = "fnlearn-files.json"
@@ -76,6 +77,12 @@ def save(
     during the deletion leaves every listed checkpoint whole (see the module docstring). The
     leftovers of earlier interrupted saves and deletions are removed first. The metadata
     records every leaf's path, shape, dtype and CRC32, which :func:`restore` checks.
+
+    A sharded state (placed on a mesh, e.g. by :meth:`fnlearn.sharding.Plan.put`): in a
+    multi-process run every process calls ``save`` with the same arguments; each writes its
+    own shards, orbax commits the step once all are written, and process 0 writes the
+    manifest and retires old checkpoints. The checksums are of the whole arrays (a leaf
+    split over several processes is gathered to each for it).
 
     Raises:
       FileExistsError: a checkpoint for ``epoch`` already exists (it is never overwritten).
@@ -128,7 +135,9 @@ def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Re
     Args:
       directory: the directory given to :func:`save`.
       like: a template with the saved state's structure, shapes and dtypes (e.g. the freshly
-        created ``TrainState``, or ``jax.eval_shape`` of it); its arrays' shardings are used.
+        created ``TrainState``, or ``jax.eval_shape`` of it); its arrays' shardings are used,
+        so a checkpoint saved on one mesh restores onto another (4 devices to 1, 1 to 4, two
+        processes to one: place the template with :meth:`fnlearn.sharding.Plan.put`).
       epoch: which checkpoint; ``None`` for the most recent.
 
     Returns:
@@ -139,7 +148,8 @@ def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Re
       FileNotFoundError: no such directory, no checkpoint in it, or none for ``epoch``.
       CheckpointError: the checkpoint is damaged (missing or changed files, unreadable
         metadata, checksum mismatch) or its tree structure, shapes or dtypes differ from
-        ``like``'s; the message names them.
+        ``like``'s, or ``like``'s sharding cannot hold a leaf (a mesh axis that does not
+        divide its dimension, devices this run lacks); the message names them.
 
     Example:
       >>> import tempfile
@@ -182,6 +192,7 @@ def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Re
             raise CheckpointError(f"{where} is damaged: its metadata cannot be read{hint}: "
                                   f"{_brief(exc)}") from exc
         _check_like(saved, _describe(like, checksums=False), where)
+        _check_placement(like, where)
         target = jax.tree.map(_abstract, like)
         try:
             state = manager.restore(
@@ -327,9 +338,42 @@ def _describe(tree: Any, *, checksums: bool) -> list[list[Any]]:
         leaf = leaf if hasattr(leaf, "dtype") else np.asarray(leaf)
         row = [jax.tree_util.keystr(path), list(leaf.shape), str(np.dtype(leaf.dtype))]
         if checksums:
-            row.append(zlib.crc32(np.ascontiguousarray(jax.device_get(leaf)).tobytes()))
+            # of the whole array (gathered when split over processes): restores onto any mesh
+            row.append(zlib.crc32(np.ascontiguousarray(gather(leaf)).tobytes()))
         rows.append(row)
     return rows
+
+
+def _check_placement(like: Any, where: str) -> None:
+    """A CheckpointError naming the leaf and mesh axis where ``like``'s sharding cannot hold
+    the saved array (a dimension the axis does not divide, devices this run does not have)."""
+    here = set(jax.devices())
+    for path, leaf in jax.tree_util.tree_flatten_with_path(like)[0]:
+        sharding = getattr(leaf, "sharding", None)
+        if sharding is None:
+            continue
+        name = jax.tree_util.keystr(path)
+        missing = set(sharding.device_set) - here
+        if missing:
+            raise CheckpointError(
+                f"{where} cannot be restored onto `like`{name}'s sharding: it names "
+                f"{len(missing)} device(s) this run does not have "
+                f"(e.g. {sorted(missing, key=str)[0]})"
+            )
+        spec = getattr(sharding, "spec", None)
+        if spec is None:
+            continue
+        for d, entry in enumerate(spec):
+            if entry is None:
+                continue
+            axes = entry if isinstance(entry, tuple) else (entry,)
+            size = int(np.prod([sharding.mesh.shape[a] for a in axes]))
+            if d >= len(leaf.shape) or leaf.shape[d] % size:
+                raise CheckpointError(
+                    f"{where} cannot be restored onto `like`{name}'s mesh: its shape "
+                    f"{tuple(leaf.shape)} does not split over mesh axis {entry!r} of size "
+                    f"{size} at dimension {d}"
+                )
 
 
 def _check_like(saved: list[tuple], like: list[list[Any]], where: str) -> None:

@@ -14,20 +14,36 @@ import numpy as np
 
 from .._typing import Array, Params
 from ..data import iterate_batches
+from ..sharding import Plan
 from ._plot import plot_histories
 from ._state import TrainState
 from ._step import EvalStep, TrainStep
 
 
-def evaluate(eval_step: EvalStep, params: Params, data: Any, batch_size: int) -> dict[str, Any]:
+def evaluate(
+    eval_step: EvalStep,
+    params: Params,
+    data: Any,
+    batch_size: int,
+    *,
+    sharding: Plan | None = None,
+) -> dict[str, Any]:
     """The mean of ``eval_step``'s metrics over ``data``, weighting each batch by its size.
 
     For a ``'mean'``-reduced loss this is the loss of the whole data set. Metrics come back
     with the structure of the step's, scalars as Python floats, after one host sync for the
     whole pass.
+
+    With ``sharding`` (a :class:`fnlearn.sharding.Plan`; ``eval_step`` from
+    ``make_eval_step(..., sharding=plan)``) every batch is split over the mesh's data axis,
+    each process reading its rows of it, and every metric is the mean over all processes'
+    samples (XLA reduces over the whole global batch), the same number on every process.
+    ``batch_size`` is then the global batch, and the mesh's data axis must divide it and the
+    last batch.
     """
     sums, count = None, 0
-    for batch in iterate_batches(data, batch_size):
+    where = None if sharding is None else sharding.batch
+    for batch in iterate_batches(data, batch_size, sharding=where):
         n = jax.tree.leaves(batch)[0].shape[0]
         metrics = jax.tree.map(lambda m, n=n: m * n, eval_step(params, batch))
         sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
@@ -73,6 +89,7 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     keep: int = 3,
     progress: bool | None = None,
+    sharding: Plan | None = None,
 ) -> tuple[TrainState, History]:
     """Train for ``epochs`` epochs: the seed's loop, with a progress bar and a history.
 
@@ -109,6 +126,14 @@ def fit(
 
     The per-step loss stays on the device during an epoch; the bar shows the previous step's
     loss, so the host waits for step ``i - 1`` while step ``i`` runs.
+
+    Many devices or processes: pass the :class:`fnlearn.sharding.Plan` the steps were made
+    with as ``sharding`` and a state placed with ``plan.put``. Every process runs the same
+    call on the same ``data`` and ``key``; each batch of ``batch_size`` (global) rows is split
+    over the mesh's data axis, each process supplying its own rows
+    (:func:`~fnlearn.data.iterate_batches`); the progress bar shows on process 0 only; every
+    process takes part in each checkpoint save (orbax writes each process's shards, process 0
+    the metadata); the history (losses, validation) is the same on every process.
     """
     if val_data is not None and eval_step is None:
         raise ValueError("val_data needs eval_step=make_eval_step(loss_fn)")
@@ -117,7 +142,10 @@ def fit(
     for epoch in range(start_epoch, epochs):
         epoch_key = None if key is None else jax.random.fold_in(key, epoch)
         batches = iterate_batches(data, batch_size, shuffle=shuffle, key=epoch_key,
-                                  drop_last=drop_last)
+                                  drop_last=drop_last,
+                                  sharding=None if sharding is None else sharding.batch)
+        if jax.process_index() != 0:  # one bar per run, not one per process
+            progress = False
         bar = _progress_bar(batches, progress, desc=f"epoch {epoch + 1}/{epochs}",
                             total=_num_batches(data, batch_size, drop_last))
         show = not getattr(bar, "disable", True)
@@ -138,7 +166,7 @@ def fit(
             "time": time.perf_counter() - start,
         }
         if val_data is not None:
-            val = evaluate(eval_step, state.params, val_data, batch_size)
+            val = evaluate(eval_step, state.params, val_data, batch_size, sharding=sharding)
             record.update({f"val_{name}": value for name, value in val.items()})
         history.epochs.append(record)
         if checkpoint_dir is not None:

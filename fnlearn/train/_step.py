@@ -10,10 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from .._typing import Array, Params
 from ..flat import Flat
 from ..optim import update_and_apply
+from ..sharding import Plan
 from ._state import TrainState
 
 #: ``loss_fn(params, batch) -> loss`` or, with ``has_aux``, ``-> (loss, aux)``.
@@ -33,6 +35,7 @@ def make_train_step(
     accumulate_steps: int = 1,
     skip_nonfinite: bool = False,
     compiler_options: Mapping[str, Any] | None = None,
+    sharding: Plan | None = None,
 ) -> TrainStep:
     """A jit-compiled ``step(state, batch) -> (state, metrics)``: one iteration of torch's loop.
 
@@ -82,6 +85,13 @@ def make_train_step(
         ``{"xla_cpu_use_xnnpack": True}`` runs the matmuls with XNNPACK (on the MLPs of
         benchmarks/train_step.py: from 13% faster to 8% slower across runs). XLA rejects an
         unknown name at the first call.
+      sharding: a :class:`fnlearn.sharding.Plan` (a mesh and ``"data_parallel"``, ``"zero1"``
+        or ``"fsdp"``) to run the step on many devices or processes: place the state with
+        ``plan.put(state)``; each batch (global, e.g. from ``iterate_batches(...,
+        sharding=plan.batch)``) is split over the mesh's data axis, and the step computes
+        what the one-device step computes on the whole batch, up to summation order.
+        ``step.lower(state, batch)`` gives the compiled HLO and shardings, as ``jax.jit``'s.
+        ``None``: one device, as JAX places it.
 
     Returns:
       ``step(state, batch) -> (state, metrics)`` where ``metrics`` is a dict of device arrays
@@ -92,7 +102,9 @@ def make_train_step(
       TypeError: ``compiler_options`` is not a mapping with string keys.
       ValueError: ``accumulate_steps`` is not a positive integer; at trace time, a batch whose
         leading dimension ``accumulate_steps`` does not divide, or ``skip_nonfinite`` with a
-        state that has no counter.
+        state that has no counter; with ``sharding``, before the first step with a new state
+        or batch shape: a batch the data axis does not divide, a ``param_specs`` entry that
+        does not fit its leaf, or a state not placed by the plan (the leaf named).
 
     Example::
 
@@ -113,7 +125,7 @@ def make_train_step(
             f"accumulate_steps must be a positive integer, got {accumulate_steps!r}"
         )
     options = _check_compiler_options(compiler_options)
-    loss_and_grads = _make_loss_and_grads(loss_fn, has_aux, int(accumulate_steps))
+    loss_and_grads = _make_loss_and_grads(loss_fn, has_aux, int(accumulate_steps), sharding)
 
     def step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
         if skip_nonfinite and state.skipped is None:
@@ -122,7 +134,10 @@ def make_train_step(
                 "create the state with TrainState.create(params, optimizer)"
             )
         loss, aux, grads = loss_and_grads(state.params, batch)
-        params, opt_state = update_and_apply(optimizer, grads, state.opt_state, state.params)
+        params = state.params
+        if sharding is not None:  # the optimizer reads gradients and params in its state's slices
+            grads, params = _constrain_to_update(sharding, grads, params)
+        params, opt_state = update_and_apply(optimizer, grads, state.opt_state, params)
         metrics = {"loss": loss, "aux": aux} if has_aux else {"loss": loss}
         skipped = state.skipped
         if skip_nonfinite:
@@ -135,6 +150,8 @@ def make_train_step(
             metrics["skipped"] = jnp.logical_not(finite)
         return TrainState(params, opt_state, state.step + 1, skipped), metrics
 
+    if sharding is not None:
+        return _sharded(step, sharding, int(accumulate_steps), donate, options)
     return jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
 
 
@@ -155,13 +172,17 @@ def make_eval_step(
     *,
     has_aux: bool = False,
     compiler_options: Mapping[str, Any] | None = None,
+    sharding: Plan | None = None,
 ) -> EvalStep:
     """A jit-compiled ``eval_step(params, batch) -> metrics``: the loss without a gradient.
 
     The counterpart of a ``with torch.no_grad():`` evaluation pass. ``metrics`` is
     ``{"loss": loss}`` (plus ``"aux": aux`` with ``has_aux``) as device arrays; see
     :func:`evaluate` for the mean over a whole data set. ``compiler_options`` are XLA options
-    for this function only, as in :func:`make_train_step`.
+    for this function only, as in :func:`make_train_step`. With ``sharding`` (a
+    :class:`fnlearn.sharding.Plan`) the batch is split over the mesh's data axis, the params
+    are read where ``plan.put`` placed them, and the metrics come back whole on every device
+    and process (the mean over the global batch).
 
     Example::
 
@@ -172,11 +193,21 @@ def make_eval_step(
     """
 
     def eval_step(params: Params, batch: Any) -> dict[str, Any]:
+        if sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, sharding.batch)
         out = _on_tree(loss_fn)(params, batch)
         return {"loss": out[0], "aux": out[1]} if has_aux else {"loss": out}
 
     options = _check_compiler_options(compiler_options)
-    return jax.jit(eval_step, compiler_options=options)
+    if sharding is None:
+        return jax.jit(eval_step, compiler_options=options)
+    jitted = jax.jit(eval_step, out_shardings=sharding.replicated, compiler_options=options)
+
+    def checked(params: Params, batch: Any) -> dict[str, Any]:
+        sharding.check_batch(batch)
+        return jitted(params, batch)
+
+    return checked
 
 
 def _on_tree(loss_fn: LossFn) -> LossFn:
@@ -190,9 +221,10 @@ def _on_tree(loss_fn: LossFn) -> LossFn:
 
 
 def _make_loss_and_grads(
-    loss_fn: LossFn, has_aux: bool, accumulate_steps: int
+    loss_fn: LossFn, has_aux: bool, accumulate_steps: int, plan: Plan | None = None
 ) -> Callable[[Params, Any], tuple[Array, Any, Params]]:
-    """``(params, batch) -> (loss, aux, grads)``, summing micro-batch gradients when K > 1."""
+    """``(params, batch) -> (loss, aux, grads)``, summing micro-batch gradients when K > 1
+    (with a ``plan``, every micro-batch split over the data axis)."""
     value_and_grad = jax.value_and_grad(_on_tree(loss_fn), has_aux=has_aux)
 
     def one(params: Params, batch: Any) -> tuple[Array, Any, Params]:
@@ -209,6 +241,9 @@ def _make_loss_and_grads(
             return jax.tree.map(jnp.add, grad_sum, grads), (loss, aux)
 
         micro_batches = _split(batch, accumulate_steps)
+        if plan is not None:
+            spec = NamedSharding(plan.mesh, PartitionSpec(None, plan.data_axis))
+            micro_batches = jax.lax.with_sharding_constraint(micro_batches, spec)
         grad_sum, (losses, aux) = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params),
                                                micro_batches)
         grads = jax.tree.map(lambda g: g / accumulate_steps, grad_sum)
@@ -244,3 +279,79 @@ def _all_finite(tree: Any) -> Array:
     """A bool scalar: every element of every leaf is finite."""
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
     return functools.reduce(jnp.logical_and, leaves, jnp.asarray(True))
+
+
+# -- many devices: the step compiled with a Plan's shardings ------------------------------------
+
+
+def _sharded(
+    step: Callable[[TrainState, Any], tuple[TrainState, dict[str, Any]]],
+    plan: Plan,
+    accumulate_steps: int,
+    donate: bool,
+    options: dict[str, Any] | None,
+) -> TrainStep:
+    """``step`` jit-compiled over ``plan.mesh``: the state in and out with the plan's
+    shardings (``in_shardings``/``out_shardings``), the batch split over the data axis,
+    metrics whole on every device. XLA inserts every collective (gradient all-reduce or
+    reduce-scatter, params all-gather, the gathers of whole-array rules).
+
+    The shardings depend on the state's shapes, so one compiled step is kept per state
+    structure and shapes; checking them, the batch and the state's placement happens before
+    the first step of each (clear errors instead of XLA's)."""
+    compiled: dict[Any, Callable] = {}
+
+    def jitted_for(state: TrainState, batch: Any) -> Any:
+        leaves, treedef = jax.tree.flatten(state)
+        key = (treedef, tuple((np.shape(x), getattr(x, "dtype", None)) for x in leaves))
+        if key not in compiled:
+            shardings = plan.shardings(state)
+            _check_placed(state, shardings)
+            compiled[key] = shardings, jax.jit(
+                step, in_shardings=(shardings, plan.batch),
+                out_shardings=(shardings, plan.replicated),
+                donate_argnums=(0,) if donate else (), compiler_options=options,
+            )
+        plan.check_batch(batch, accumulate_steps)
+        return compiled[key]
+
+    def call(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
+        shardings, jitted = jitted_for(state, batch)
+        try:
+            return jitted(state, batch)
+        except ValueError as exc:  # jit's message for a misplaced input, made to name the leaf
+            if "does not match the sharding" in str(exc):
+                _check_placed(state, shardings)
+            raise
+
+    # as jax.jit's: step.lower(state, batch).compile() for the HLO and its shardings
+    call.lower = lambda state, batch: jitted_for(state, batch)[1].lower(state, batch)
+    return call
+
+
+def _constrain_to_update(plan: Plan, grads: Params, params: Params) -> tuple[Params, Params]:
+    """Gradients and params constrained to the slices the optimizer updates (ZeRO: each
+    device its 1/N; data parallel: whole): XLA reduces the gradients to those slices."""
+    _, update = plan.param_layout(params)
+
+    def constrain(tree: Params) -> Params:
+        return jax.tree.map(
+            lambda x, s: jax.lax.with_sharding_constraint(x, NamedSharding(plan.mesh, s)),
+            tree, update)
+
+    return constrain(grads), constrain(params)
+
+
+def _check_placed(state: TrainState, shardings: TrainState) -> None:
+    """A ValueError naming the first leaf committed to another sharding than the plan's (JAX
+    moves uncommitted arrays, e.g. a fresh ``TrainState.create``, to the plan's itself)."""
+    paths = jax.tree_util.tree_leaves_with_path(state)
+    for (path, leaf), want in zip(paths, jax.tree.leaves(shardings), strict=True):
+        got = getattr(leaf, "sharding", None)
+        if not getattr(leaf, "committed", False):
+            continue
+        if not got.is_equivalent_to(want, np.ndim(leaf)):
+            raise ValueError(
+                f"state{jax.tree_util.keystr(path)} is on {got}, not on the plan's {want}: "
+                "place the state with plan.put(state) before the first step"
+            )
