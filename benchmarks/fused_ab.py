@@ -1,7 +1,7 @@
 """The fused kernels of this checkout against another build of the kernel library, in one process.
 
     python benchmarks/fused_ab.py --baseline LIB [--sizes 1M,16M] [--only adam,sgd]
-                                  [--reps 7] [--rounds 5]
+                                  [--reps 7] [--rounds 5] [--out FILE]
 
 ``LIB`` is another build of ``_fused.cc`` with the same kernel kinds, flag bits and scalar
 order (an older commit's library, or one compiled with ``-march=native``). Both libraries are
@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import interleaved, median_ms
+from _common import interleaved, machine, median_ms
 
 from fnlearn import optim
 from fnlearn.optim import _fused
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--only", default="sgd,adam")
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--out", type=Path, help="also write the rows and the machine as JSON")
     a = ap.parse_args(argv)
     assert _fused.load(), "this checkout's library: python -m fnlearn.optim.build_fused"
     register_baseline(a.baseline)
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 hlo = step.lower(*box, grads).compile().as_text()
                 assert f'custom_call_target="{prefix}FnlearnFused' in hlo, variant
 
-                def run(step=step, box=box):
+                def run(step=step, box=box, grads=grads):
                     box[0], box[1] = step(box[0], box[1], grads)
                     jax.block_until_ready(box[0])
 
@@ -93,6 +96,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          "ratio": new / base})
             print(f"{name:8s} {size:>4s}  baseline {base:7.3f} ms  this checkout {new:7.3f} ms"
                   f"  ratio {new / base:.3f}", flush=True)
+    if a.out:
+        a.out.write_text(json.dumps({"baseline": a.baseline, "machine": machine(),
+                                     "rows": rows}, indent=1) + "\n")
     return rows
 
 

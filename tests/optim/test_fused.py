@@ -440,6 +440,21 @@ def test_without_a_compiler_fused_trains_and_a_cached_library_is_used(tmp_path):
     assert re.fullmatch(r"cached library True 0 (True|False) \[\]", cached), cached
 
 
+def test_another_backend_never_loads_or_builds_the_library(monkeypatch):
+    """Where the default backend is not the CPU (a GPU) every leaf takes the XLA rule: no
+    library is looked for, loaded or built, and nothing warns."""
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(_fused, "load", lambda: pytest.fail("looked for a library"))
+    monkeypatch.setattr(_fused_build, "compile_library", lambda *a: pytest.fail("compiled"))
+    params = {"w": jnp.linspace(-1, 1, 6, dtype=jnp.float32)}
+    fused, plain = optim.adam(0.1, fused=True), optim.adam(0.1)
+    step = jax.jit(lambda p, s, g: fused.apply(g, s, p))
+    assert "FnlearnFused" not in step.lower(params, fused.init(params), params).as_text()
+    plain_step = jax.jit(lambda p, s, g: optim.update_and_apply(plain, g, s, p))
+    np.testing.assert_array_equal(step(params, fused.init(params), params)[0]["w"],
+                                  plain_step(params, plain.init(params), params)[0]["w"])
+
+
 @on_cpu
 def test_param_groups_carry_the_fused_apply():
     """A fused group runs its kernel on its own leaves, a plain group its update, a frozen one
