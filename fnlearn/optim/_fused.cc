@@ -571,7 +571,7 @@ FNL_KINDS(FNL_KERNEL)
 #undef FNL_KERNEL
 
 // The build stamps the library with the SHA-256 of this file, so a library built from another
-// version of the source is recognised as stale (setup.py and build_fused.py define it).
+// version of the source is recognised as stale (_fused_build.py defines it for every build).
 #ifndef FNL_SOURCE_SHA256
 #define FNL_SOURCE_SHA256 ""
 #endif
