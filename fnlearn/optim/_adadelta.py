@@ -16,7 +16,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, WEIGHT_DECAY
+from ._fused import AdadeltaScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus
 
@@ -144,9 +144,11 @@ def adadelta(
             u_t = r * u_prev + one_minus_r * (delta * delta)
             return (-gamma * delta).astype(grad.dtype), v_t.astype(v.dtype), u_t.astype(u.dtype)
 
-        return Prepared(params, leaf, [gamma, r, one_minus_r, epsilon, lam],
+        scalars = AdadeltaScalars(gamma=gamma, rho=r, one_minus_rho=one_minus_r, epsilon=epsilon,
+                                  lam=lam)
+        return Prepared(params, leaf, scalars,
                         (state.square_avg, state.acc_delta),
                         lambda v, u: AdadeltaState(state.step + 1, v, u))
 
-    flags = MAXIMIZE * maximize | WEIGHT_DECAY * l2
-    return elementwise("adadelta", "adadelta", flags, fused, init, prepare)
+    flags = Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * l2
+    return elementwise("adadelta", Kernel.ADADELTA, flags, fused, init, prepare)

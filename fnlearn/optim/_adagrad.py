@@ -32,7 +32,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, WEIGHT_DECAY
+from ._fused import AdagradScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
 from ._schedule import resolve
 
@@ -141,8 +141,9 @@ def adagrad(
             u = -clr * (g / (jnp.sqrt(s_t) + epsilon))
             return u.astype(grad.dtype), s_t.astype(s.dtype)
 
-        return Prepared(params, rule, [clr, lam, epsilon], (state.sum,),
+        scalars = AdagradScalars(clr=clr, lam=lam, epsilon=epsilon)
+        return Prepared(params, rule, scalars, (state.sum,),
                         lambda s: AdagradState(step=state.step + 1, sum=s))
 
-    flags = MAXIMIZE * maximize | WEIGHT_DECAY * (not is_zero(weight_decay))
-    return elementwise("adagrad", "adagrad", flags, fused, init, prepare)
+    flags = Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (not is_zero(weight_decay))
+    return elementwise("adagrad", Kernel.ADAGRAD, flags, fused, init, prepare)

@@ -38,7 +38,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import AMSGRAD, DECOUPLED, MAXIMIZE, WEIGHT_DECAY
+from ._fused import AdamScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
@@ -236,13 +236,15 @@ def _adam(
                 u = decay + u
             return u.astype(grad.dtype), m_t.astype(m.dtype), v_t.astype(v.dtype), v_max
 
-        scalars = [one_minus_b1, b2, one_minus_b2, step_size, bias_correction2_sqrt, epsilon,
-                   lam, 1 - gamma * lam]
+        scalars = AdamScalars(
+            one_minus_b1=one_minus_b1, b2=b2, one_minus_b2=one_minus_b2, step_size=step_size,
+            bias_correction2_sqrt=bias_correction2_sqrt, epsilon=epsilon, lam=lam,
+            decay_factor=1 - gamma * lam)
         return Prepared(
             params, rule, scalars, (state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq),
             lambda m, v, v_max: AdamState(state.step + 1, m, v, v_max))
 
     decay = not is_zero(weight_decay)
-    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (decay and not decoupled)
-             | DECOUPLED * (decay and decoupled) | AMSGRAD * amsgrad)
-    return elementwise(name, "adam", flags, fused, init, prepare)
+    flags = (Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (decay and not decoupled)
+             | Flag.DECOUPLED * (decay and decoupled) | Flag.AMSGRAD * amsgrad)
+    return elementwise(name, Kernel.ADAM, flags, fused, init, prepare)

@@ -15,7 +15,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, WEIGHT_DECAY
+from ._fused import AdamaxScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
@@ -134,9 +134,11 @@ def adamax(
             u_t = jnp.maximum(b2 * u.astype(dtype), jnp.abs(g) + epsilon)
             return (-clr * (m_t / u_t)).astype(grad.dtype), m_t.astype(m.dtype), u_t.astype(u.dtype)
 
-        return Prepared(params, leaf, [b1, one_minus_b1, b2, epsilon, lam, clr],
+        scalars = AdamaxScalars(b1=b1, one_minus_b1=one_minus_b1, b2=b2, epsilon=epsilon, lam=lam,
+                                clr=clr)
+        return Prepared(params, leaf, scalars,
                         (state.exp_avg, state.exp_inf),
                         lambda m, u: AdamaxState(state.step + 1, m, u))
 
-    flags = MAXIMIZE * maximize | WEIGHT_DECAY * l2
-    return elementwise("adamax", "adamax", flags, fused, init, prepare)
+    flags = Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * l2
+    return elementwise("adamax", Kernel.ADAMAX, flags, fused, init, prepare)

@@ -15,7 +15,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, WEIGHT_DECAY
+from ._fused import AsgdScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
 from ._schedule import resolve
 
@@ -157,8 +157,9 @@ def asgd(
         mu_next = 1 / jnp.maximum(1, t - resolve(t0, count, dtype))
         stored = state.eta.dtype
         eta_next, mu_next = eta_next.astype(stored), mu_next.astype(stored)
-        return Prepared(params, leaf, [-(lam * eta), eta, omega, mu], (state.ax,),
+        scalars = AsgdScalars(neg_lam_eta=-(lam * eta), eta=eta, omega=omega, mu=mu)
+        return Prepared(params, leaf, scalars, (state.ax,),
                         lambda ax: ASGDState(state.step + 1, eta_next, mu_next, ax))
 
-    flags = MAXIMIZE * maximize | WEIGHT_DECAY * l2
-    return elementwise("asgd", "asgd", flags, fused, init, prepare)
+    flags = Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * l2
+    return elementwise("asgd", Kernel.ASGD, flags, fused, init, prepare)

@@ -5,11 +5,22 @@
 // thread pool. Each loop computes exactly the elementwise
 // rule of the XLA path in fnlearn/optim/_<name>.py, in the same order of operations, on
 // per-step scalars computed by the same JAX code; tests/optim/test_fused.py checks both paths
-// and torch's reference trajectories. Built on first use by _fused.py.
+// and torch's reference trajectories. Built at install time (setup.py) or by
+// `python -m fnlearn.optim.build_fused`; loaded by _fused.py.
 //
 // Calling convention (all kernels, see Run): one call updates any number of leaves; all
-// buffers share one dtype (float32 or float64); scalars are a 1-D buffer of that dtype in the
-// order the Python side lists them; attribute `flags` is a bit set (enum Flag).
+// buffers share one dtype (float32 or float64); scalars are a 1-D buffer of that dtype;
+// attribute `flags` is a bit set (enum Flag).
+//
+// The contract with _fused.py is named, and exported by FnlearnFusedContract(): the kernel
+// kinds (FNL_KINDS), the flag bits (FNL_FLAGS) and each kernel's scalars in the order the loop
+// reads them (FNL_<KIND>_SCALARS). _fused.py compares the export with its own tables when it
+// loads the library, so a Python table and a loop that disagree fail there, not in the numbers.
+//
+// Code generation is portable (no -march=native): the loops are compiled once per x86 vector
+// ISA (target_clones) and the widest the CPU supports is chosen when the library loads. The
+// rules use no fused multiply-add (-ffp-contract=off) and only correctly rounded operations,
+// so every variant gives the same bits.
 
 #include <algorithm>
 #include <atomic>
@@ -31,15 +42,73 @@ namespace {
 constexpr int64_t kChunk = 1 << 16;  // elements per parallel work item (256 KiB of float32)
 constexpr int kSpin = 20000;         // at most this many yields before the caller sleeps
 
-enum Flag : int64_t {
-  kMaximize = 1,
-  kWeightDecay = 2,  // L2: g += lambda * theta
-  kMomentum = 4,     // SGD, RMSprop
-  kNesterov = 8,     // SGD
-  kDecoupled = 16,   // decoupled decay (AdamW, NAdam, RAdam)
-  kAmsgrad = 32,     // Adam
-  kCentered = 64,    // RMSprop
-};
+// X(enumerator, bit, exported name)
+#define FNL_FLAGS(X)                                                       \
+  X(kMaximize, 1, MAXIMIZE)                                                \
+  X(kWeightDecay, 2, WEIGHT_DECAY) /* L2: g += lambda * theta */           \
+  X(kMomentum, 4, MOMENTUM)        /* SGD, RMSprop */                      \
+  X(kNesterov, 8, NESTEROV)        /* SGD */                               \
+  X(kDecoupled, 16, DECOUPLED)     /* decoupled decay (AdamW, NAdam, RAdam) */ \
+  X(kAmsgrad, 32, AMSGRAD)         /* Adam */                              \
+  X(kCentered, 64, CENTERED)       /* RMSprop */
+
+#define FNL_FLAG_ENUMERATOR(e, bit, name) e = bit,
+enum Flag : int64_t { FNL_FLAGS(FNL_FLAG_ENUMERATOR) };
+#undef FNL_FLAG_ENUMERATOR
+
+// X(number, Kind enumerator and loop, exported name, FFI symbol)
+#define FNL_KINDS(X)                                   \
+  X(0, Sgd, SGD, FnlearnFusedSgd)                      \
+  X(1, Adagrad, ADAGRAD, FnlearnFusedAdagrad)          \
+  X(2, Adam, ADAM, FnlearnFusedAdam)                   \
+  X(3, Rmsprop, RMSPROP, FnlearnFusedRmsprop)          \
+  X(4, Adamax, ADAMAX, FnlearnFusedAdamax)             \
+  X(5, Nadam, NADAM, FnlearnFusedNadam)                \
+  X(6, Radam, RADAM, FnlearnFusedRadam)                \
+  X(7, Adadelta, ADADELTA, FnlearnFusedAdadelta)       \
+  X(8, Asgd, ASGD, FnlearnFusedAsgd)                   \
+  X(9, Rprop, RPROP, FnlearnFusedRprop)
+
+#define FNL_KIND_ENUMERATOR(n, kind, name, symbol) k##kind = n,
+enum class Kind : int { FNL_KINDS(FNL_KIND_ENUMERATOR) };
+#undef FNL_KIND_ENUMERATOR
+
+// Each kernel's per-step scalars, in the order of the 1-D scalars buffer. The names are the
+// fields of the kernel's NamedTuple in _fused.py; a loop reads s[<Kind>Scalars::<name>].
+#define FNL_SGD_SCALARS(X) X(gamma) X(lam) X(mu) X(one_minus_tau)
+#define FNL_ADAGRAD_SCALARS(X) X(clr) X(lam) X(epsilon)
+#define FNL_ADAM_SCALARS(X)                                                               \
+  X(one_minus_b1) X(b2) X(one_minus_b2) X(step_size) X(bias_correction2_sqrt) X(epsilon) \
+  X(lam) X(decay_factor)
+#define FNL_RMSPROP_SCALARS(X) X(gamma) X(a) X(one_minus_a) X(epsilon) X(lam) X(mu)
+#define FNL_ADAMAX_SCALARS(X) X(b1) X(one_minus_b1) X(b2) X(epsilon) X(lam) X(clr)
+#define FNL_NADAM_SCALARS(X)                                                           \
+  X(neg_gamma_lam) X(lam) X(b1) X(one_minus_b1) X(b2) X(one_minus_b2) X(bias_correction2) \
+  X(epsilon) X(c_g) X(c_m)
+#define FNL_RADAM_SCALARS(X)                                                           \
+  X(neg_gamma_lam) X(lam) X(b1) X(one_minus_b1) X(b2) X(one_minus_b2) X(bias_correction1) \
+  X(epsilon) X(sqrt_bias_correction2) X(rectify) X(gamma) X(r)
+#define FNL_ADADELTA_SCALARS(X) X(gamma) X(rho) X(one_minus_rho) X(epsilon) X(lam)
+#define FNL_ASGD_SCALARS(X) X(neg_lam_eta) X(eta) X(omega) X(mu)
+#define FNL_RPROP_SCALARS(X) X(etaminus) X(etaplus) X(step_size_min) X(step_size_max)
+
+#define FNL_SCALAR_ENUMERATOR(name) name,
+#define FNL_SCALAR_STRUCT(kind, LIST) \
+  struct kind##Scalars {              \
+    enum : int { LIST(FNL_SCALAR_ENUMERATOR) kCount }; \
+  };
+FNL_SCALAR_STRUCT(Sgd, FNL_SGD_SCALARS)
+FNL_SCALAR_STRUCT(Adagrad, FNL_ADAGRAD_SCALARS)
+FNL_SCALAR_STRUCT(Adam, FNL_ADAM_SCALARS)
+FNL_SCALAR_STRUCT(Rmsprop, FNL_RMSPROP_SCALARS)
+FNL_SCALAR_STRUCT(Adamax, FNL_ADAMAX_SCALARS)
+FNL_SCALAR_STRUCT(Nadam, FNL_NADAM_SCALARS)
+FNL_SCALAR_STRUCT(Radam, FNL_RADAM_SCALARS)
+FNL_SCALAR_STRUCT(Adadelta, FNL_ADADELTA_SCALARS)
+FNL_SCALAR_STRUCT(Asgd, FNL_ASGD_SCALARS)
+FNL_SCALAR_STRUCT(Rprop, FNL_RPROP_SCALARS)
+#undef FNL_SCALAR_STRUCT
+#undef FNL_SCALAR_ENUMERATOR
 
 // jnp.maximum / jnp.minimum / jnp.sign: NaN in, NaN out
 template <typename R>
@@ -60,7 +129,8 @@ void With(bool b, F&& f) {
 
 template <typename R, bool MX, bool WD, bool MOM, bool NEST>
 void Sgd(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R gamma = s[0], lam = s[1], mu = s[2], omt = s[3];
+  using S = SgdScalars;
+  const R gamma = s[S::gamma], lam = s[S::lam], mu = s[S::mu], omt = s[S::one_minus_tau];
   R* b = st[0];
   FNL_LOOP {
     R g = MX ? -G[i] : G[i];
@@ -76,7 +146,8 @@ void Sgd(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
 
 template <typename R, bool MX, bool WD>
 void Adagrad(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R clr = s[0], lam = s[1], eps = s[2];
+  using S = AdagradScalars;
+  const R clr = s[S::clr], lam = s[S::lam], eps = s[S::epsilon];
   R* sum = st[0];
   FNL_LOOP {
     R g = MX ? -G[i] : G[i];
@@ -89,8 +160,10 @@ void Adagrad(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st)
 
 template <typename R, bool MX, bool WD, bool DEC, bool AMS>
 void Adam(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R omb1 = s[0], b2 = s[1], omb2 = s[2], step_size = s[3], bc2s = s[4], eps = s[5],
-          lam = s[6], decay_factor = s[7];
+  using S = AdamScalars;
+  const R omb1 = s[S::one_minus_b1], b2 = s[S::b2], omb2 = s[S::one_minus_b2],
+          step_size = s[S::step_size], bc2s = s[S::bias_correction2_sqrt], eps = s[S::epsilon],
+          lam = s[S::lam], decay_factor = s[S::decay_factor];
   R *m = st[0], *v = st[1], *vmax = st[2];
   FNL_LOOP {
     const R theta = p[i];
@@ -114,7 +187,9 @@ void Adam(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
 
 template <typename R, bool MX, bool WD, bool CEN, bool MOM>
 void Rmsprop(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R gamma = s[0], a = s[1], oma = s[2], eps = s[3], lam = s[4], mu = s[5];
+  using S = RmspropScalars;
+  const R gamma = s[S::gamma], a = s[S::a], oma = s[S::one_minus_a], eps = s[S::epsilon],
+          lam = s[S::lam], mu = s[S::mu];
   R* v = st[0];
   R* b = st[1];                // only with momentum
   R* gave = st[MOM ? 2 : 1];   // only when centered
@@ -145,7 +220,9 @@ void Rmsprop(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st)
 
 template <typename R, bool MX, bool WD>
 void Adamax(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R b1 = s[0], omb1 = s[1], b2 = s[2], eps = s[3], lam = s[4], clr = s[5];
+  using S = AdamaxScalars;
+  const R b1 = s[S::b1], omb1 = s[S::one_minus_b1], b2 = s[S::b2], eps = s[S::epsilon],
+          lam = s[S::lam], clr = s[S::clr];
   R *m = st[0], *u = st[1];
   FNL_LOOP {
     R g = MX ? -G[i] : G[i];
@@ -160,8 +237,10 @@ void Adamax(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) 
 
 template <typename R, bool MX, bool WD, bool DEC>
 void Nadam(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R neg_gamma_lam = s[0], lam = s[1], b1 = s[2], omb1 = s[3], b2 = s[4], omb2 = s[5],
-          bc2 = s[6], eps = s[7], c_g = s[8], c_m = s[9];
+  using S = NadamScalars;
+  const R neg_gamma_lam = s[S::neg_gamma_lam], lam = s[S::lam], b1 = s[S::b1],
+          omb1 = s[S::one_minus_b1], b2 = s[S::b2], omb2 = s[S::one_minus_b2],
+          bc2 = s[S::bias_correction2], eps = s[S::epsilon], c_g = s[S::c_g], c_m = s[S::c_m];
   R *m = st[0], *v = st[1];
   FNL_LOOP {
     const R theta = p[i];
@@ -181,8 +260,12 @@ void Nadam(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
 
 template <typename R, bool MX, bool WD, bool DEC>
 void Radam(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R neg_gamma_lam = s[0], lam = s[1], b1 = s[2], omb1 = s[3], b2 = s[4], omb2 = s[5],
-          bc1 = s[6], eps = s[7], sqrt_bc2 = s[8], rectify = s[9], gamma = s[10], r = s[11];
+  using S = RadamScalars;
+  const R neg_gamma_lam = s[S::neg_gamma_lam], lam = s[S::lam], b1 = s[S::b1],
+          omb1 = s[S::one_minus_b1], b2 = s[S::b2], omb2 = s[S::one_minus_b2],
+          bc1 = s[S::bias_correction1], eps = s[S::epsilon],
+          sqrt_bc2 = s[S::sqrt_bias_correction2], rectify = s[S::rectify], gamma = s[S::gamma],
+          r = s[S::r];
   R *m = st[0], *v = st[1];
   const bool rect = rectify != 0;
   FNL_LOOP {
@@ -204,7 +287,9 @@ void Radam(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
 
 template <typename R, bool MX, bool WD>
 void Adadelta(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R gamma = s[0], rho = s[1], omr = s[2], eps = s[3], lam = s[4];
+  using S = AdadeltaScalars;
+  const R gamma = s[S::gamma], rho = s[S::rho], omr = s[S::one_minus_rho], eps = s[S::epsilon],
+          lam = s[S::lam];
   R *v = st[0], *acc = st[1];
   FNL_LOOP {
     R g = MX ? -G[i] : G[i];
@@ -220,7 +305,8 @@ void Adadelta(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st
 
 template <typename R, bool MX, bool WD>
 void Asgd(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R neg_lam_eta = s[0], eta = s[1], omega = s[2], mu = s[3];
+  using S = AsgdScalars;
+  const R neg_lam_eta = s[S::neg_lam_eta], eta = s[S::eta], omega = s[S::omega], mu = s[S::mu];
   R* ax = st[0];
   const bool averaging = mu != 1;
   FNL_LOOP {
@@ -237,7 +323,9 @@ void Asgd(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
 
 template <typename R, bool MX>
 void Rprop(int64_t lo, int64_t hi, R* p, const R* G, const R* s, R* const* st) {
-  const R etaminus = s[0], etaplus = s[1], smin = s[2], smax = s[3];
+  using S = RpropScalars;
+  const R etaminus = s[S::etaminus], etaplus = s[S::etaplus], smin = s[S::step_size_min],
+          smax = s[S::step_size_max];
   R *prev = st[0], *size = st[1];
   FNL_LOOP {
     R g = MX ? -G[i] : G[i];
@@ -259,58 +347,91 @@ struct Spec {
   int nscalars;
 };
 
-Spec SpecOf(int kind, int64_t f) {
+Spec SpecOf(Kind kind, int64_t f) {
   const bool mom = f & kMomentum, cen = f & kCentered, ams = f & kAmsgrad;
   switch (kind) {
-    case 0: return {mom ? 1 : 0, 4};                 // sgd
-    case 1: return {1, 3};                           // adagrad
-    case 2: return {ams ? 3 : 2, 8};                 // adam
-    case 3: return {1 + int(mom) + int(cen), 6};     // rmsprop
-    case 4: return {2, 6};                           // adamax
-    case 5: return {2, 10};                          // nadam
-    case 6: return {2, 12};                          // radam
-    case 7: return {2, 5};                           // adadelta
-    case 8: return {1, 4};                           // asgd
-    default: return {2, 4};                          // rprop
+    case Kind::kSgd: return {mom ? 1 : 0, SgdScalars::kCount};
+    case Kind::kAdagrad: return {1, AdagradScalars::kCount};
+    case Kind::kAdam: return {ams ? 3 : 2, AdamScalars::kCount};
+    case Kind::kRmsprop: return {1 + int(mom) + int(cen), RmspropScalars::kCount};
+    case Kind::kAdamax: return {2, AdamaxScalars::kCount};
+    case Kind::kNadam: return {2, NadamScalars::kCount};
+    case Kind::kRadam: return {2, RadamScalars::kCount};
+    case Kind::kAdadelta: return {2, AdadeltaScalars::kCount};
+    case Kind::kAsgd: return {1, AsgdScalars::kCount};
+    case Kind::kRprop: return {2, RpropScalars::kCount};
   }
+  return {-1, -1};  // not a Kind: Run rejects it
 }
 
 template <typename R>
-void Loop(int kind, int64_t f, int64_t lo, int64_t hi, R* p, const R* g, const R* s,
-          R* const* st) {
+inline void Loop(Kind kind, int64_t f, int64_t lo, int64_t hi, R* p, const R* g, const R* s,
+                 R* const* st) {
   const bool mx = f & kMaximize, wd = f & kWeightDecay, mom = f & kMomentum,
              nest = f & kNesterov, dec = f & kDecoupled, ams = f & kAmsgrad, cen = f & kCentered;
 #define B(x) decltype(x)::value
   With(mx, [&](auto MX) {
     switch (kind) {
-      case 0:
+      case Kind::kSgd:
         With(wd, [&](auto WD) { With(mom, [&](auto MOM) { With(nest, [&](auto NE) {
           Sgd<R, B(MX), B(WD), B(MOM), B(NE)>(lo, hi, p, g, s, st); }); }); });
         break;
-      case 1: With(wd, [&](auto WD) { Adagrad<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
-      case 2:
+      case Kind::kAdagrad: With(wd, [&](auto WD) { Adagrad<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
+      case Kind::kAdam:
         With(wd, [&](auto WD) { With(dec, [&](auto DE) { With(ams, [&](auto AM) {
           Adam<R, B(MX), B(WD), B(DE), B(AM)>(lo, hi, p, g, s, st); }); }); });
         break;
-      case 3:
+      case Kind::kRmsprop:
         With(wd, [&](auto WD) { With(cen, [&](auto CE) { With(mom, [&](auto MOM) {
           Rmsprop<R, B(MX), B(WD), B(CE), B(MOM)>(lo, hi, p, g, s, st); }); }); });
         break;
-      case 4: With(wd, [&](auto WD) { Adamax<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
-      case 5:
+      case Kind::kAdamax: With(wd, [&](auto WD) { Adamax<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
+      case Kind::kNadam:
         With(wd, [&](auto WD) { With(dec, [&](auto DE) {
           Nadam<R, B(MX), B(WD), B(DE)>(lo, hi, p, g, s, st); }); });
         break;
-      case 6:
+      case Kind::kRadam:
         With(wd, [&](auto WD) { With(dec, [&](auto DE) {
           Radam<R, B(MX), B(WD), B(DE)>(lo, hi, p, g, s, st); }); });
         break;
-      case 7: With(wd, [&](auto WD) { Adadelta<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
-      case 8: With(wd, [&](auto WD) { Asgd<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
-      default: Rprop<R, B(MX)>(lo, hi, p, g, s, st); break;
+      case Kind::kAdadelta: With(wd, [&](auto WD) { Adadelta<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
+      case Kind::kAsgd: With(wd, [&](auto WD) { Asgd<R, B(MX), B(WD)>(lo, hi, p, g, s, st); }); break;
+      case Kind::kRprop: Rprop<R, B(MX)>(lo, hi, p, g, s, st); break;
     }
   });
 #undef B
+}
+
+// The loops' entry points, compiled once per vector ISA on x86 (an ifunc picks the widest the
+// CPU has when the library loads); flatten inlines Loop and the rules into each variant, so
+// the whole loop is generated for that ISA.
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones) && __has_attribute(flatten)
+#define FNL_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default"), flatten))
+#endif
+#endif
+#ifndef FNL_MULTIVERSION
+#define FNL_MULTIVERSION
+#endif
+
+FNL_MULTIVERSION void LoopF32(Kind kind, int64_t f, int64_t lo, int64_t hi, float* p,
+                              const float* g, const float* s, float* const* st) {
+  Loop<float>(kind, f, lo, hi, p, g, s, st);
+}
+
+FNL_MULTIVERSION void LoopF64(Kind kind, int64_t f, int64_t lo, int64_t hi, double* p,
+                              const double* g, const double* s, double* const* st) {
+  Loop<double>(kind, f, lo, hi, p, g, s, st);
+}
+
+inline void LoopOf(Kind kind, int64_t f, int64_t lo, int64_t hi, float* p, const float* g,
+                   const float* s, float* const* st) {
+  LoopF32(kind, f, lo, hi, p, g, s, st);
+}
+
+inline void LoopOf(Kind kind, int64_t f, int64_t lo, int64_t hi, double* p, const double* g,
+                   const double* s, double* const* st) {
+  LoopF64(kind, f, lo, hi, p, g, s, st);
 }
 
 struct Progress {
@@ -351,8 +472,7 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t chunks, const Body& body) {
   drain();
   // The helpers finish their last chunks within about one chunk's time of ours: wait for that
   // by yielding (at most kSpin times) before sleeping on the condition variable, whose wake-up
-  // costs tens of microseconds on a VM, a tenth of a 1M-parameter Adam step
-  // (benchmarks/README.md, log item 23).
+  // costs tens of microseconds on a VM, a noticeable part of a 1M-parameter Adam step.
   for (int spin = 0; spin < kSpin && progress->done.load() != chunks; ++spin) {
     std::this_thread::yield();
   }
@@ -364,9 +484,10 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t chunks, const Body& body) {
 // grad_0..L-1, state0_0..L-1, state1_0..L-1, ...], rets = [param_0..L-1, state0_0..L-1, ...].
 // Work is split in chunks of at most kChunk elements across all leaves.
 template <typename R>
-ffi::Error Run(ffi::ThreadPool& pool, int kind, const ffi::RemainingArgs& args,
+ffi::Error Run(ffi::ThreadPool& pool, Kind kind, const ffi::RemainingArgs& args,
                const ffi::RemainingRets& rets, int64_t flags) {
   const Spec spec = SpecOf(kind, flags);
+  if (spec.nstate < 0) return ffi::Error::InvalidArgument("fnlearn fused kernel: unknown kind");
   const size_t per_leaf = 2 + spec.nstate;
   if (args.size() < 1 || (args.size() - 1) % per_leaf != 0 ||
       rets.size() != (args.size() - 1) / per_leaf * (1 + spec.nstate))
@@ -417,12 +538,12 @@ ffi::Error Run(ffi::ThreadPool& pool, int kind, const ffi::RemainingArgs& args,
   ParallelFor(pool, int64_t(chunks.size()), [&](int64_t c) {
     const Chunk& ch = chunks[c];
     const Leaf& l = ls[ch.leaf];
-    Loop<R>(kind, flags, ch.lo, ch.hi, l.out[0], l.g, s, l.out + 1);
+    LoopOf(kind, flags, ch.lo, ch.hi, l.out[0], l.g, s, l.out + 1);
   });
   return ffi::Error::Success();
 }
 
-ffi::Error Dispatch(ffi::ThreadPool& pool, int kind, ffi::RemainingArgs args,
+ffi::Error Dispatch(ffi::ThreadPool& pool, Kind kind, ffi::RemainingArgs args,
                     ffi::RemainingRets rets, int64_t flags) {
   auto s = args.get<ffi::AnyBuffer>(0);
   if (s.has_error()) return s.error();
@@ -435,10 +556,10 @@ ffi::Error Dispatch(ffi::ThreadPool& pool, int kind, ffi::RemainingArgs args,
 
 }  // namespace
 
-#define FNL_KERNEL(symbol, kind)                                                            \
+#define FNL_KERNEL(n, kind, name, symbol)                                                  \
   static ffi::Error symbol##Impl(ffi::ThreadPool pool, ffi::RemainingArgs a,               \
                                  ffi::RemainingRets r, int64_t f) {                       \
-    return Dispatch(pool, kind, a, r, f);                                                 \
+    return Dispatch(pool, Kind::k##kind, a, r, f);                                        \
   }                                                                                       \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(symbol, symbol##Impl,                                     \
                                 ffi::Ffi::Bind()                                          \
@@ -446,14 +567,23 @@ ffi::Error Dispatch(ffi::ThreadPool& pool, int kind, ffi::RemainingArgs args,
                                     .RemainingArgs()                                      \
                                     .RemainingRets()                                      \
                                     .Attr<int64_t>("flags"));
+FNL_KINDS(FNL_KERNEL)
+#undef FNL_KERNEL
 
-FNL_KERNEL(FnlearnFusedSgd, 0)
-FNL_KERNEL(FnlearnFusedAdagrad, 1)
-FNL_KERNEL(FnlearnFusedAdam, 2)
-FNL_KERNEL(FnlearnFusedRmsprop, 3)
-FNL_KERNEL(FnlearnFusedAdamax, 4)
-FNL_KERNEL(FnlearnFusedNadam, 5)
-FNL_KERNEL(FnlearnFusedRadam, 6)
-FNL_KERNEL(FnlearnFusedAdadelta, 7)
-FNL_KERNEL(FnlearnFusedAsgd, 8)
-FNL_KERNEL(FnlearnFusedRprop, 9)
+// The build stamps the library with the SHA-256 of this file, so a library built from another
+// version of the source is recognised as stale (_fused_build.py defines it for every build).
+#ifndef FNL_SOURCE_SHA256
+#define FNL_SOURCE_SHA256 ""
+#endif
+
+// The contract, one item per line:
+//   source <sha256 of _fused.cc>
+//   flag <NAME> <bit>
+//   kernel <number> <NAME> <FFI symbol> <scalar names in buffer order...>
+#define FNL_FLAG_LINE(e, bit, name) "flag " #name " " #bit "\n"
+#define FNL_KERNEL_LINE(n, kind, name, symbol) \
+  "kernel " #n " " #name " " #symbol FNL_##name##_SCALARS(FNL_CONTRACT_NAME) "\n"
+#define FNL_CONTRACT_NAME(name) " " #name
+extern "C" __attribute__((visibility("default"))) const char* FnlearnFusedContract() {
+  return "source " FNL_SOURCE_SHA256 "\n" FNL_FLAGS(FNL_FLAG_LINE) FNL_KINDS(FNL_KERNEL_LINE);
+}

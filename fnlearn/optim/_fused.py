@@ -2,34 +2,37 @@
 
 XLA on CPU compiles an Adam update into three loops (new ``m``, new ``v``, then the params
 reading both back): 40 bytes of memory traffic per float32 parameter where one loop needs 28,
-and the update is memory-bound (benchmarks/README.md). The kernels in ``_fused.cc`` read
-params, grads and state once and write them once, in place (XLA aliases each output to its
-donated input), taking up to 64 leaves per call and splitting the work over XLA's intra-op
-thread pool. They run the same elementwise rule as the XLA path, in the same order of
-operations, on per-step scalars computed by the same JAX code (tests/optim/test_fused.py holds
-both paths and torch's reference trajectories to the usual tolerances).
+and the update is memory-bound. The kernels in ``_fused.cc`` read params, grads and state once
+and write them once, in place (XLA aliases each output to its donated input), taking up to 64
+leaves per call and splitting the work over XLA's intra-op thread pool. They run the same
+elementwise rule as the XLA path, in the same order of operations, on per-step scalars
+computed by the same JAX code (tests/optim/test_fused.py holds both paths and torch's
+reference trajectories to the usual tolerances).
 
-The kernels are built with the system's C++ compiler (``$CXX``, else ``c++``) on first use and
-cached under ``$FNLEARN_CACHE`` (default ``~/.cache/fnlearn``), keyed by the source, the
-compiler, jaxlib and the CPU. The fused step is used when JAX's default backend is the CPU, for
-float32/float64 buffers; any other dtype, or another default backend, takes the XLA rule, so a
-fused optimizer runs everywhere its unfused twin does. The optimizers reach this backend only
-through the lift (:mod:`._lift`).
+The kernels are a shared library built ahead of time, like any native extension: at install
+time (``setup.py``), or by ``python -m fnlearn.optim.build_fused`` into ``$FNLEARN_CACHE``
+(:mod:`._fused_build`). Running never compiles: the first fused step traced on CPU loads the
+library it finds (the installed one, else the cached one) and checks the contract below
+against the one the library exports. Without a library it warns once and every leaf takes
+the XLA rule (the same numbers, at the XLA path's speed). The fused step is used when JAX's
+default backend is the CPU, for float32/float64 buffers; any other dtype, or another default
+backend, takes the XLA rule and loads nothing, so a fused optimizer runs everywhere its
+unfused twin does. The optimizers reach this backend only through the lift (:mod:`._lift`).
+
+The contract with ``_fused.cc`` is named: :class:`Kernel` (the kernel kinds), :class:`Flag`
+(the bits of the kernels' ``flags`` attribute) and one NamedTuple of per-step scalars per
+kernel (:data:`SCALARS`), whose fields are the scalars in the order the C++ loop reads them.
 """
 
 from __future__ import annotations
 
 import ctypes
+import enum
 import functools
-import hashlib
-import importlib.metadata
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,101 +46,234 @@ from jax.experimental.custom_partitioning import (
 from jax.sharding import NamedSharding, PartitionSpec
 
 from .._typing import Array, Params
+from . import _fused_build
 
-SOURCE = Path(__file__).with_name("_fused.cc")
-KERNELS = {name: "FnlearnFused" + name.capitalize() for name in (
-    "sgd", "adagrad", "adam", "rmsprop", "adamax", "nadam", "radam", "adadelta", "asgd", "rprop")}
 # At most this many leaves per kernel call: XLA's CPU fusion pass is superlinear in the number
-# of aliased operands of one instruction (one call for 500 Adam leaves, 2,001 operands: 8 s of
-# compile, 7.4 s of it in that pass; 8 calls of 64 leaves: 0.7 s; benchmarks/README.md)
+# of aliased operands of one instruction (one call for 500 Adam leaves, 2,001 operands, spends
+# seconds in that pass; 8 calls of 64 leaves a tenth of that)
 LEAVES_PER_CALL = 64
-# bits of the kernels' `flags` attribute (enum Flag in _fused.cc)
-MAXIMIZE, WEIGHT_DECAY, MOMENTUM, NESTEROV, DECOUPLED, AMSGRAD, CENTERED = 1, 2, 4, 8, 16, 32, 64
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("FNLEARN_CACHE")
-    if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "fnlearn"
+class Kernel(enum.IntEnum):
+    """The fused kernels (``enum class Kind`` in ``_fused.cc``), FFI targets
+    ``FnlearnFused<Name>``."""
+
+    SGD = 0
+    ADAGRAD = 1
+    ADAM = 2
+    RMSPROP = 3
+    ADAMAX = 4
+    NADAM = 5
+    RADAM = 6
+    ADADELTA = 7
+    ASGD = 8
+    RPROP = 9
+
+    @property
+    def symbol(self) -> str:
+        return "FnlearnFused" + self.name.capitalize()
 
 
-def _cpu_signature() -> str:
-    """The CPU's model and feature flags: the kernels are built with ``-march=native``."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [ln for ln in f if ln.startswith(("model name", "flags"))]
-        return "".join(sorted(set(lines)))
-    except OSError:
-        return platform.processor() + platform.machine()
+class Flag(enum.IntFlag):
+    """The bits of a kernel's ``flags`` attribute (``enum Flag`` in ``_fused.cc``)."""
+
+    MAXIMIZE = 1
+    WEIGHT_DECAY = 2  # L2: g += lambda * theta
+    MOMENTUM = 4  # SGD, RMSprop
+    NESTEROV = 8  # SGD
+    DECOUPLED = 16  # decoupled decay (AdamW, NAdam, RAdam)
+    AMSGRAD = 32  # Adam
+    CENTERED = 64  # RMSprop
 
 
-# -fno-math-errno lets sqrt vectorize (it changes no value); -ffp-contract=off keeps a * b + c
-# two roundings, as the rule is written; -fopenmp-simd only reads the `omp simd` hints (threads
-# come from XLA's own pool, not from an OpenMP runtime)
-FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-std=c++17", "-shared",
-         "-fPIC", "-w"]
+# Each kernel's per-step scalars, the fields in the order the loop reads them (the symbols are
+# those of the optimizer's ``prepare``; lam: weight decay, gamma: lr, clr: decayed lr)
+class SgdScalars(NamedTuple):
+    gamma: Array
+    lam: Array
+    mu: Array
+    one_minus_tau: Array
 
 
-def _compile(cxx: str, out: Path, simd_hints: bool) -> subprocess.CompletedProcess:
-    cmd = [cxx, *FLAGS, *(["-fopenmp-simd"] if simd_hints else []),
-           f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(out)]
-    return subprocess.run(cmd, capture_output=True, text=True)
+class AdagradScalars(NamedTuple):
+    clr: Array
+    lam: Array
+    epsilon: Array
+
+
+class AdamScalars(NamedTuple):
+    one_minus_b1: Array
+    b2: Array
+    one_minus_b2: Array
+    step_size: Array
+    bias_correction2_sqrt: Array
+    epsilon: Array
+    lam: Array
+    decay_factor: Array  # 1 - gamma * lam (decoupled decay)
+
+
+class RmspropScalars(NamedTuple):
+    gamma: Array
+    a: Array
+    one_minus_a: Array
+    epsilon: Array
+    lam: Array
+    mu: Array
+
+
+class AdamaxScalars(NamedTuple):
+    b1: Array
+    one_minus_b1: Array
+    b2: Array
+    epsilon: Array
+    lam: Array
+    clr: Array
+
+
+# NAdam's and RAdam's scalars start alike: decoupled decay (-gamma * lam), L2 decay, the betas
+_DECAY_AND_BETAS = [(name, Array) for name in (
+    "neg_gamma_lam", "lam", "b1", "one_minus_b1", "b2", "one_minus_b2")]
+NadamScalars = NamedTuple("NadamScalars", [*_DECAY_AND_BETAS, *[(name, Array) for name in (
+    "bias_correction2", "epsilon", "c_g", "c_m")]])
+RadamScalars = NamedTuple("RadamScalars", [*_DECAY_AND_BETAS, *[(name, Array) for name in (
+    "bias_correction1", "epsilon", "sqrt_bias_correction2",
+    "rectify",  # 1 where rectified, else 0
+    "gamma", "r")]])
+
+
+class AdadeltaScalars(NamedTuple):
+    gamma: Array
+    rho: Array
+    one_minus_rho: Array
+    epsilon: Array
+    lam: Array
+
+
+class AsgdScalars(NamedTuple):
+    neg_lam_eta: Array
+    eta: Array
+    omega: Array
+    mu: Array
+
+
+class RpropScalars(NamedTuple):
+    etaminus: Array
+    etaplus: Array
+    step_size_min: Array
+    step_size_max: Array
+
+
+#: kernel -> the NamedTuple of its scalars
+SCALARS: dict[Kernel, type] = {
+    Kernel.SGD: SgdScalars, Kernel.ADAGRAD: AdagradScalars, Kernel.ADAM: AdamScalars,
+    Kernel.RMSPROP: RmspropScalars, Kernel.ADAMAX: AdamaxScalars, Kernel.NADAM: NadamScalars,
+    Kernel.RADAM: RadamScalars, Kernel.ADADELTA: AdadeltaScalars, Kernel.ASGD: AsgdScalars,
+    Kernel.RPROP: RpropScalars,
+}
+
+
+class Contract(NamedTuple):
+    """What a library exports (``FnlearnFusedContract``), or what this module expects."""
+
+    source: str  # SHA-256 of the _fused.cc it was built from ("" if unknown)
+    flags: dict[str, int]  # flag name -> bit
+    kernels: dict[int, tuple[str, ...]]  # number -> (name, FFI symbol, *scalar names)
+
+
+def expected_contract() -> Contract:
+    """The contract of this module's tables."""
+    return Contract(
+        _fused_build.source_sha256(), {f.name: f.value for f in Flag},
+        {k.value: (k.name, k.symbol, *SCALARS[k]._fields) for k in Kernel})
+
+
+def read_contract(lib: ctypes.CDLL) -> Contract:
+    """The contract a loaded library exports."""
+    fn = lib.FnlearnFusedContract
+    fn.restype = ctypes.c_char_p
+    source, flags, kernels = "", {}, {}
+    for line in fn().decode().splitlines():
+        what, *rest = line.split()
+        if what == "source":
+            source = rest[0] if rest else ""
+        elif what == "flag":
+            flags[rest[0]] = int(rest[1])
+        elif what == "kernel":
+            kernels[int(rest[0])] = tuple(rest[1:])
+    return Contract(source, flags, kernels)
+
+
+def check_contract(lib: Contract, ours: Contract, path: Path | str) -> None:
+    """Raise if the library's kernels, flag bits or scalar names differ from this module's.
+
+    Raises:
+      RuntimeError: naming each difference (a Python table and the C++ loops that disagree).
+    """
+    problems = [f"flag {name}: library {lib.flags.get(name)}, Python {ours.flags.get(name)}"
+                for name in sorted(set(lib.flags) | set(ours.flags))
+                if lib.flags.get(name) != ours.flags.get(name)]
+    for n in sorted(set(lib.kernels) | set(ours.kernels)):
+        theirs, mine = lib.kernels.get(n), ours.kernels.get(n)
+        if theirs != mine:
+            problems.append(f"kernel {n}: library {' '.join(theirs or ('none',))}; "
+                            f"Python {' '.join(mine or ('none',))}")
+    if problems:
+        raise RuntimeError(
+            f"fused=True: the kernel library {path} and fnlearn/optim/_fused.py disagree on "
+            "the kernels' contract (kernel numbers, flag bits, scalar names in order):\n  "
+            + "\n  ".join(problems))
+
+
+def find_library() -> tuple[Path, ctypes.CDLL, Contract] | None:
+    """The kernel library built from this ``_fused.cc``: the one installed with the package,
+    else the cached one (:mod:`._fused_build`); ``None`` if there is none. Runs no compiler.
+
+    Raises:
+      RuntimeError: that library disagrees with this module's tables (:func:`check_contract`).
+    """
+    ours = expected_contract()
+    for path in [*_fused_build.packaged_paths(), _fused_build.cache_path()]:
+        if path.exists():
+            lib = ctypes.CDLL(str(path))
+            theirs = read_contract(lib)
+            if theirs.source == ours.source:  # else stale: built from another _fused.cc
+                check_contract(theirs, ours, path)
+                return path, lib, theirs
+    return None
 
 
 @functools.cache
-def load() -> None:
-    """Build (once per machine, cached on disk) and register the fused CPU kernels.
+def load() -> bool:
+    """Register the fused CPU kernels of :func:`find_library`, once per process.
+
+    Returns:
+      True if the kernels are registered; False, after one warning, if no library built from
+      this source was found: the fused step then takes the XLA rule.
 
     Raises:
-      RuntimeError: no working C++17 compiler; the message carries the compiler's output.
+      RuntimeError: the library disagrees with this module's tables.
     """
-    lib = ctypes.cdll.LoadLibrary(str(build()))
-    for symbol in KERNELS.values():
-        jax.ffi.register_ffi_target(symbol, jax.ffi.pycapsule(getattr(lib, symbol)),
+    found = find_library()
+    if found is None:
+        warnings.warn(
+            "fused=True: the fused CPU kernel library is not built for this fnlearn (none "
+            f"installed in {Path(__file__).parent}, none in {_fused_build.cache_dir()} for "
+            "this source and jaxlib), so the optimizer runs its XLA rule instead (the same "
+            "numbers, without the one in-place loop). Build it once with "
+            "`python -m fnlearn.optim.build_fused` (needs a C++17 compiler), or reinstall "
+            "fnlearn where one is present.", RuntimeWarning, stacklevel=2)
+        return False
+    _, lib, _ = found
+    for kernel in Kernel:
+        jax.ffi.register_ffi_target(kernel.symbol, jax.ffi.pycapsule(getattr(lib, kernel.symbol)),
                                     platform="cpu")
-
-
-def build() -> Path:
-    """The kernels' shared library: from the cache, or compiled into it (atomically).
-
-    Raises:
-      RuntimeError: no working C++17 compiler; the message carries the compiler's output.
-    """
-    cxx = os.environ.get("CXX", "c++")
-    if shutil.which(cxx) is None:
-        raise RuntimeError(
-            f"fused=True builds a C++ kernel on first use, but the compiler {cxx!r} was not "
-            "found: install one (or set CXX), or use fused=False"
-        )
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256(
-        "\0".join([SOURCE.read_text(), cxx, version, " ".join(FLAGS), jax.__version__,
-                   importlib.metadata.version("jaxlib"),
-                   _cpu_signature()]).encode()
-    ).hexdigest()[:20]
-    lib_path = _cache_dir() / f"fused-{key}.so"
-    if not lib_path.exists():
-        lib_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=lib_path.parent) as tmp:
-            out = Path(tmp) / lib_path.name
-            res = _compile(cxx, out, simd_hints=True)
-            if res.returncode != 0:  # a compiler without -fopenmp-simd: same numbers
-                res = _compile(cxx, out, simd_hints=False)
-            if res.returncode != 0:
-                raise RuntimeError(
-                    f"fused=True: building {SOURCE.name} with {cxx!r} failed "
-                    f"(use fused=False, or set CXX):\n{res.stderr[-2000:]}"
-                )
-            os.replace(out, lib_path)  # atomic: concurrent processes never see half a file
-    return lib_path
+    return True
 
 
 def fused_apply(
-    kernel: str,
-    flags: int,
-    scalars: list[Array],
+    kernel: Kernel,
+    flags: Flag | int,
+    scalars: NamedTuple,
     rule: Callable[..., tuple],
     grads: Params,
     params: Params,
@@ -148,20 +284,26 @@ def fused_apply(
     Like torch's multi-tensor apply, the leaves the kernel can take (dtype = the step's compute
     dtype, float32 or float64) go to kernel calls of up to :data:`LEAVES_PER_CALL` leaves each,
     which split the work in chunks over XLA's thread pool; the others take the optimizer's XLA
-    ``rule``, as does every leaf on another backend.
+    ``rule``, as does every leaf on another backend or without a kernel library (:func:`load`).
 
     Args:
-      kernel: a key of :data:`KERNELS`.
+      kernel: the kernel.
       flags: the kernel's flag bits.
-      scalars: the per-step scalars the kernel reads, in its order (the ``rule``'s values).
+      scalars: the kernel's per-step scalars, a ``SCALARS[kernel]`` (the ``rule``'s values).
       rule: the optimizer's XLA rule ``rule(grad, theta, *state) -> (u, *new_state)``.
       grads, params: trees of one structure.
       states: the per-parameter state trees the rule takes (``None`` for an unused buffer).
 
     Returns:
       ``(new_params, new_states)``.
+
+    Raises:
+      TypeError: ``scalars`` is not the kernel's NamedTuple.
     """
-    vec = jnp.stack([jnp.asarray(x) for x in scalars])
+    if type(scalars) is not SCALARS[kernel]:
+        raise TypeError(f"fused kernel {kernel.name}: scalars must be a "
+                        f"{SCALARS[kernel].__name__}, got {type(scalars).__name__}")
+    vec = jnp.stack([jnp.asarray(x) for x in scalars])  # the fields' order is the loop's
     g_leaves, treedef = jax.tree.flatten(grads)
     p_leaves = treedef.flatten_up_to(params)
     columns = [None if st is None else treedef.flatten_up_to(st) for st in states]
@@ -180,9 +322,11 @@ def fused_apply(
                         for x in (g_leaves, *live)))
 
     # The backend is chosen at trace time (the default one): lax.platform_dependent would
-    # trace and lower the XLA rule for every leaf as well (seconds of compile on 500 leaves)
-    on_cpu = jax.default_backend() == "cpu"
-    group = [j for j in range(len(g_leaves)) if on_cpu and fits(j)]
+    # trace and lower the XLA rule for every leaf as well (seconds of compile on 500 leaves).
+    # Another backend never loads the library.
+    group = [j for j in range(len(g_leaves)) if fits(j)]
+    if not (group and jax.default_backend() == "cpu" and load()):
+        group = []
     new = [[None] * len(g_leaves) for _ in range(1 + len(live))]  # new[0]: params, then state
     for j in sorted(set(range(len(g_leaves))) - set(group)):
         for k, out in enumerate(xla(g_leaves[j], p_leaves[j], *[c[j] for c in live])):
@@ -190,7 +334,7 @@ def fused_apply(
     for start in range(0, len(group), LEAVES_PER_CALL):
         part = group[start:start + LEAVES_PER_CALL]
         flat = [x[j] for x in (p_leaves, g_leaves, *live) for j in part]
-        outs = _kernel(kernel, flags, len(live), vec, *flat)  # params, then each state
+        outs = _kernel(kernel, int(flags), len(live), vec, *flat)  # params, then each state
         for k in range(1 + len(live)):
             for i, j in enumerate(part):
                 new[k][j] = outs[k * len(part) + i]
@@ -199,7 +343,7 @@ def fused_apply(
     return treedef.unflatten(new[0]), new_states
 
 
-def _kernel(kernel: str, flags: int, nstate: int, vec: Array, *flat: Array
+def _kernel(kernel: Kernel, flags: int, nstate: int, vec: Array, *flat: Array
             ) -> tuple[Array, ...]:
     """One kernel call on ``flat = params + grads + states`` (``count`` leaves each), under
     JAX's transformations; returns ``params + states``, updated in place.
@@ -215,7 +359,7 @@ def _kernel(kernel: str, flags: int, nstate: int, vec: Array, *flat: Array
 
     @custom_batching.custom_vmap
     def batched_call(vec, *flat):
-        return _partitioned_call(KERNELS[kernel], flags, nstate, vec, *flat)
+        return _partitioned_call(kernel.symbol, flags, nstate, vec, *flat)
 
     @batched_call.def_vmap
     def _vmap(axis_size, in_batched, vec, *flat):
@@ -231,8 +375,8 @@ def _kernel(kernel: str, flags: int, nstate: int, vec: Array, *flat: Array
     @call.defjvp
     def _jvp(primals, tangents):
         raise TypeError(
-            f"{kernel}(fused=True): apply is not differentiable (the kernel updates buffers in "
-            "place); differentiate update + apply_updates instead, e.g. with fused=False"
+            f"{kernel.name.lower()}(fused=True): apply is not differentiable (the kernel updates "
+            "buffers in place); differentiate update + apply_updates instead, e.g. with fused=False"
         )
 
     return call(vec, *flat)

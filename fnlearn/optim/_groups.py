@@ -22,7 +22,10 @@ fnlearn::
 
 Built on :func:`optax.partition`: each group's transformation sees only its own leaves (the
 others are ``optax.MaskedNode`` in its state, so a group keeps buffers only for its own
-parameters) and the state is one ``optax.PartitionState`` pytree.
+parameters) and the state is one ``optax.PartitionState`` pytree. Groups built with
+``fused=True`` keep their fused ``apply``: the result is then a
+:class:`~fnlearn.optim.FusedGradientTransformation` whose ``apply`` runs each group's own
+``apply`` (or ``update`` and ``apply_updates``) on that group's leaves.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import optax
 
 from .._typing import Params
 from ._base import GradientTransformation
+from ._lift import FusedGradientTransformation, update_and_apply
 
 #: The label of frozen parameters: zero update, no optimizer state (torch:
 #: ``requires_grad=False``, or a parameter left out of every group).
@@ -75,7 +79,12 @@ def param_groups(
     Returns:
         A :class:`GradientTransformation` (``optax.partition`` underneath) whose state is one
         ``PartitionState`` pytree: ``state.inner_states[label].inner_state`` is the group's
-        optimizer state, holding buffers only for the group's parameters.
+        optimizer state, holding buffers only for the group's parameters. If a group is a
+        :class:`~fnlearn.optim.FusedGradientTransformation` (``fused=True``), so is the
+        result: its ``apply(grads, state, params) -> (params, state)`` updates each group's
+        leaves with the group's ``apply`` (the others with ``update`` and ``apply_updates``)
+        and leaves frozen parameters untouched; :func:`~fnlearn.optim.update_and_apply` and
+        ``make_train_step`` use it.
 
     Raises:
         ValueError: in ``init``/``update`` when a label has no group.
@@ -111,9 +120,11 @@ def param_groups(
         raise ValueError("param_groups: groups must be a non-empty mapping label -> "
                          f"transformation, got {groups!r}")
     transforms: dict[Hashable, GradientTransformation] = {}
+    frozen = set()
     for label, tx in groups.items():
         if tx is None:
             transforms[label] = optax.set_to_zero()
+            frozen.add(label)
         elif not (hasattr(tx, "init") and hasattr(tx, "update")):
             raise TypeError(
                 f"param_groups: group {label!r} must be a GradientTransformation or None, "
@@ -121,7 +132,9 @@ def param_groups(
             )
         else:
             transforms[label] = tx
-    transforms.setdefault(FROZEN, optax.set_to_zero())
+    if FROZEN not in transforms:
+        transforms[FROZEN] = optax.set_to_zero()
+        frozen.add(FROZEN)
     inner = optax.partition(transforms, labels)
 
     def init(params: Params) -> Any:
@@ -132,7 +145,32 @@ def param_groups(
         _check_labels(_resolve_labels(labels, updates), transforms)
         return inner.update(updates, state, params)
 
-    return GradientTransformation(init, update)
+    if not any(isinstance(tx, FusedGradientTransformation) for tx in transforms.values()):
+        return GradientTransformation(init, update)
+
+    def apply(grads: Params, state: Any, params: Params) -> tuple[Params, Any]:
+        # the masking of optax.partition (optax.masked): a group sees its own leaves, the
+        # others are MaskedNode, so its state lines up with what init gave it
+        tree_labels = _resolve_labels(labels, grads)
+        _check_labels(tree_labels, transforms)
+        new_states = dict(state.inner_states)
+        for label, tx in transforms.items():
+            if label in frozen:  # zero update: params and (empty) state stay as they are
+                continue
+            mask = jax.tree.map(lambda x, label=label: x == label, tree_labels)
+
+            def keep(tree, mask=mask):
+                return jax.tree.map(lambda m, x: x if m else optax.MaskedNode(), mask, tree)
+
+            inner_state = state.inner_states[label]
+            new_params, new_inner = update_and_apply(tx, keep(grads), inner_state.inner_state,
+                                                     keep(params))
+            params = jax.tree.map(lambda m, new, old: new if m else old, mask, new_params,
+                                  params)
+            new_states[label] = inner_state._replace(inner_state=new_inner)
+        return params, type(state)(new_states)
+
+    return FusedGradientTransformation(init, update, apply)
 
 
 def freeze(

@@ -9,7 +9,9 @@ to :func:`elementwise`, which gives:
   ``view_as_real``), composable with optax;
 - with ``fused=True``, also ``apply(grads, state, params) -> (params, state)``: the same rule
   on the same scalars run in place by the fused CPU backend (:mod:`._fused`), one kernel call
-  per group of leaves.
+  per group of leaves. Such an optimizer's own ``update`` warns once that it bypasses the
+  kernel: that is what happens inside ``optax.chain``, ``optax.inject_hyperparams`` and other
+  wrappers that keep only ``init`` and ``update``.
 
 :func:`update_and_apply` is what a train step runs: ``apply`` where the optimizer has it,
 else ``update`` and :func:`~fnlearn.optim.apply_updates`.
@@ -17,11 +19,12 @@ else ``update`` and :func:`~fnlearn.optim.apply_updates`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._tree import tree_map_tuple
-from .._typing import Array, Params
+from .._typing import Params
 from . import _fused
 from ._base import GradientTransformation, apply_updates, real_pairs, require_params
 
@@ -32,7 +35,11 @@ class FusedGradientTransformation(NamedTuple):
     ``update`` is the ordinary XLA path (composable with ``optax.chain`` and friends);
     ``apply(grads, state, params) -> (params, state)`` is ``update`` followed by
     :func:`~fnlearn.optim.apply_updates`, done on CPU by one fused kernel call per 64 leaves.
-    :func:`fnlearn.train.make_train_step` uses ``apply`` when the optimizer has it.
+    :func:`fnlearn.train.make_train_step` uses ``apply`` when the optimizer has it, and
+    :func:`~fnlearn.optim.param_groups` carries it (each group's ``apply`` on its leaves).
+    Wrappers that know only ``init`` and ``update`` (``optax.chain``,
+    ``optax.inject_hyperparams``) drop ``apply``: the step then runs ``update``, the XLA rule,
+    and ``update`` says so with one warning per optimizer.
 
     ``apply`` is meant for the train step, as torch's fused kernels are: on CPU it cannot be
     differentiated (``jax.grad`` through it, e.g. for hypergradients, raises a TypeError);
@@ -61,24 +68,24 @@ class Prepared(NamedTuple):
 
     params: Params | None  # what the rule reads as theta (None where it reads no params)
     rule: Callable[..., tuple]  # rule(grad, theta, *buffers) -> (update, *new_buffers)
-    scalars: list[Array]  # the kernel's per-step scalars, in its order
+    scalars: NamedTuple  # the kernel's per-step scalars by name (_fused.SCALARS[kernel])
     buffers: tuple[Params | None, ...]  # the state's per-parameter trees (None: unused)
     next_state: Callable[..., Any]  # next_state(*new_buffers) -> the new state
 
 
 def elementwise(
     name: str,
-    kernel: str,
-    flags: int,
+    kernel: _fused.Kernel,
+    flags: _fused.Flag | int,
     fused: bool,
     init: Callable[[Params], Any],
     prepare: Callable[[Params, Any, Params | None], Prepared],
 ):
     """An elementwise optimizer from its ``init`` and ``prepare``: ``update`` maps the rule
     over the leaves (XLA; a complex leaf as two reals, :func:`~._base.real_pairs`); with
-    ``fused`` the kernels are built (construction-time errors) and a
-    :class:`FusedGradientTransformation` adds ``apply``, kernel ``kernel`` with ``flags`` on
-    the same scalars."""
+    ``fused`` a :class:`FusedGradientTransformation` adds ``apply``, kernel ``kernel`` with
+    ``flags`` on the same scalars (the kernel library is loaded when ``apply`` is first traced
+    on CPU; constructing builds and loads nothing)."""
     if not isinstance(fused, bool):
         raise TypeError(f"{name}: fused must be True or False, got {fused!r}")
 
@@ -90,7 +97,18 @@ def elementwise(
 
     if not fused:
         return GradientTransformation(init, update)
-    _fused.load()
+    warned = []
+
+    def bypassing_update(grads: Params, state: Any, params: Params | None = None):
+        if not warned:
+            warned.append(True)
+            warnings.warn(
+                f"{name}(fused=True).update runs the unfused XLA rule: the fused kernel runs "
+                "only through apply (fnlearn.optim.update_and_apply, train.make_train_step, "
+                "param_groups). A wrapper such as optax.chain or optax.inject_hyperparams "
+                "keeps only init and update, so its step is not fused; build the optimizer "
+                "with fused=False there.", UserWarning, stacklevel=2)
+        return update(grads, state, params)
 
     def apply(grads: Params, state: Any, params: Params | None = None):
         params = require_params(params, name, "fused=True updates in place")
@@ -99,7 +117,7 @@ def elementwise(
                                          params, step.buffers)
         return params, step.next_state(*new)
 
-    return FusedGradientTransformation(init, update, apply)
+    return FusedGradientTransformation(init, bypassing_update, apply)
 
 
 def update_and_apply(

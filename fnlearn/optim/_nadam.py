@@ -16,7 +16,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY
+from ._fused import Flag, Kernel, NadamScalars
 from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
@@ -176,12 +176,14 @@ def nadam(
             u = u + c_g * (g / denom) + c_m * (m_t / denom)
             return u.astype(grad.dtype), m_t.astype(m.dtype), v_t.astype(v.dtype)
 
-        scalars = [-gamma * lam, lam, b1, one_minus_b1, b2, one_minus_b2, bias_correction2,
-                   epsilon, c_g, c_m]
+        scalars = NadamScalars(
+            neg_gamma_lam=-gamma * lam, lam=lam, b1=b1, one_minus_b1=one_minus_b1, b2=b2,
+            one_minus_b2=one_minus_b2, bias_correction2=bias_correction2, epsilon=epsilon,
+            c_g=c_g, c_m=c_m)
         mu_product = mu_product.astype(state.mu_product.dtype)
         return Prepared(params, leaf, scalars, (state.exp_avg, state.exp_avg_sq),
                         lambda m, v: NAdamState(state.step + 1, mu_product, m, v))
 
-    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (decay and not decoupled_weight_decay)
-             | DECOUPLED * (decay and decoupled_weight_decay))
-    return elementwise("nadam", "nadam", flags, fused, init, prepare)
+    flags = (Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (decay and not decoupled_weight_decay)
+             | Flag.DECOUPLED * (decay and decoupled_weight_decay))
+    return elementwise("nadam", Kernel.NADAM, flags, fused, init, prepare)

@@ -15,7 +15,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import DECOUPLED, MAXIMIZE, WEIGHT_DECAY
+from ._fused import Flag, Kernel, RadamScalars
 from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
@@ -167,11 +167,14 @@ def radam(
             u = u - m_hat * gamma * l * r
             return u.astype(grad.dtype), m_t.astype(m.dtype), v_t.astype(v.dtype)
 
-        scalars = [-gamma * lam, lam, b1, one_minus_b1, b2, one_minus_b2, bias_correction1,
-                   epsilon, sqrt_bias_correction2, rectify.astype(dtype), gamma, r]
+        scalars = RadamScalars(
+            neg_gamma_lam=-gamma * lam, lam=lam, b1=b1, one_minus_b1=one_minus_b1, b2=b2,
+            one_minus_b2=one_minus_b2, bias_correction1=bias_correction1, epsilon=epsilon,
+            sqrt_bias_correction2=sqrt_bias_correction2, rectify=rectify.astype(dtype),
+            gamma=gamma, r=r)
         return Prepared(params, leaf, scalars, (state.exp_avg, state.exp_avg_sq),
                         lambda m, v: RAdamState(state.step + 1, m, v))
 
-    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (decay and not decoupled_weight_decay)
-             | DECOUPLED * (decay and decoupled_weight_decay))
-    return elementwise("radam", "radam", flags, fused, init, prepare)
+    flags = (Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (decay and not decoupled_weight_decay)
+             | Flag.DECOUPLED * (decay and decoupled_weight_decay))
+    return elementwise("radam", Kernel.RADAM, flags, fused, init, prepare)

@@ -39,7 +39,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import CENTERED, MAXIMIZE, MOMENTUM, WEIGHT_DECAY
+from ._fused import Flag, Kernel, RmspropScalars
 from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus
 
@@ -176,10 +176,12 @@ def rmsprop(
             return u.astype(grad.dtype), v_t.astype(v.dtype), b, g_ave
 
         return Prepared(
-            params, rule, [gamma, a, one_minus_a, epsilon, lam, mu],
+            params, rule,
+            RmspropScalars(gamma=gamma, a=a, one_minus_a=one_minus_a, epsilon=epsilon, lam=lam,
+                           mu=mu),
             (state.square_avg, state.momentum_buffer, state.grad_avg),
             lambda v, b, g_ave: RMSpropState(state.step + 1, v, b, g_ave))
 
-    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (not is_zero(weight_decay))
-             | CENTERED * centered | MOMENTUM * use_momentum)
-    return elementwise("rmsprop", "rmsprop", flags, fused, init, prepare)
+    flags = (Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (not is_zero(weight_decay))
+             | Flag.CENTERED * centered | Flag.MOMENTUM * use_momentum)
+    return elementwise("rmsprop", Kernel.RMSPROP, flags, fused, init, prepare)

@@ -15,7 +15,7 @@ from ._base import (
     fill_like,
     is_static,
 )
-from ._fused import MAXIMIZE
+from ._fused import Flag, Kernel, RpropScalars
 from ._lift import Prepared, elementwise
 from ._schedule import resolve
 
@@ -134,8 +134,10 @@ def rprop(
             u = -jnp.sign(g) * eta
             return u.astype(grad.dtype), g.astype(prev.dtype), eta.astype(step_size.dtype)
 
-        return Prepared(None, leaf, [etaminus, etaplus, step_size_min, step_size_max],
+        scalars = RpropScalars(etaminus=etaminus, etaplus=etaplus, step_size_min=step_size_min,
+                               step_size_max=step_size_max)
+        return Prepared(None, leaf, scalars,
                         (state.prev, state.step_size),
                         lambda prev, eta: RpropState(state.step + 1, prev, eta))
 
-    return elementwise("rprop", "rprop", MAXIMIZE * maximize, fused, init, prepare)
+    return elementwise("rprop", Kernel.RPROP, Flag.MAXIMIZE * maximize, fused, init, prepare)

@@ -33,7 +33,7 @@ from ._base import (
     is_zero,
     require_params,
 )
-from ._fused import MAXIMIZE, MOMENTUM, NESTEROV, WEIGHT_DECAY
+from ._fused import Flag, Kernel, SgdScalars
 from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus
 
@@ -80,8 +80,8 @@ def sgd(
         fused: also give the transformation an ``apply(grads, state, params) -> (params,
             state)`` that runs update and :func:`apply_updates` as one in-place C++ loop per
             float32/float64 buffer on CPU (torch's ``fused=True``; see
-            :class:`FusedGradientTransformation`). Built with the system's C++ compiler on
-            first use; same numbers up to float round-off.
+            :class:`FusedGradientTransformation`). The kernels are built at install time (or
+            by ``python -m fnlearn.optim.build_fused``); same numbers up to float round-off.
 
     Returns:
         A :class:`GradientTransformation` whose state is :class:`SGDState` (with ``fused``, a
@@ -151,9 +151,10 @@ def sgd(
                 b = b_t.astype(b.dtype)
             return (-gamma * g).astype(grad.dtype), b
 
-        return Prepared(params, rule, [gamma, lam, mu, one_minus_tau], (state.momentum_buffer,),
+        scalars = SgdScalars(gamma=gamma, lam=lam, mu=mu, one_minus_tau=one_minus_tau)
+        return Prepared(params, rule, scalars, (state.momentum_buffer,),
                         lambda b: SGDState(step=state.step + 1, momentum_buffer=b))
 
-    flags = (MAXIMIZE * maximize | WEIGHT_DECAY * (not is_zero(weight_decay))
-             | MOMENTUM * use_momentum | NESTEROV * nesterov)
-    return elementwise("sgd", "sgd", flags, fused, init, prepare)
+    flags = (Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (not is_zero(weight_decay))
+             | Flag.MOMENTUM * use_momentum | Flag.NESTEROV * nesterov)
+    return elementwise("sgd", Kernel.SGD, flags, fused, init, prepare)

@@ -1,24 +1,30 @@
 """``fused=True`` (fnlearn/optim/_fused.py): the fused CPU kernels against torch's reference
-trajectories, the XLA path they replace, and the in-place contract (no copies when donated)."""
+trajectories, the XLA path they replace, the in-place contract (no copies when donated), the
+named contract with the C++ library, how the library is built and found (never compiled at
+run time), and fused=True inside param_groups and optax.chain."""
 
 from __future__ import annotations
 
 import ctypes
+import enum
 import os
 import re
+import shutil
 import subprocess
 import sys
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from fnlearn import optim, schedules, train
 from fnlearn.flat import Flat
-from fnlearn.optim import _fused
+from fnlearn.optim import _fused, _fused_build, build_fused
 from tests._tiers import first_of_each
 from tests.optim.cases import all_cases
 from tests.optim.test_reference import check_against_reference
@@ -298,32 +304,204 @@ def test_sharded_params_are_updated_shard_by_shard():
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
 
 
-def test_fused_errors_name_the_argument(monkeypatch):
+def test_fused_errors_name_the_argument(monkeypatch, tmp_path):
     with pytest.raises(TypeError, match="fused"):
         optim.adam(fused=1)
     opt = optim.sgd(0.1, fused=True)
     with pytest.raises(ValueError, match="params"):
         opt.apply({"w": jnp.ones(2)}, opt.init({"w": jnp.ones(2)}))
-    # no compiler: a construction-time RuntimeError that says what to do
+    # scalars are named: the kernel's own NamedTuple or a TypeError naming it
+    sgd = _fused.SgdScalars(*[jnp.float32(0)] * 4)
+    with pytest.raises(TypeError, match="AdamScalars"):
+        _fused.fused_apply(_fused.Kernel.ADAM, 0, sgd, lambda *a: a, {}, {}, ())
+    # the build command without a compiler: an error that says what to do
     monkeypatch.setenv("CXX", "fnlearn-no-such-compiler")
-    with pytest.raises(RuntimeError, match="fused=False"):
-        _fused.build()
+    with pytest.raises(RuntimeError, match="set CXX"):
+        _fused_build.compile_library(tmp_path / "k.so")
 
 
 def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path):
     monkeypatch.setenv("FNLEARN_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
     with pytest.raises(RuntimeError, match="failed"):
-        _fused.build()
+        _fused_build.build()
     assert not list(tmp_path.glob("*.so"))
 
 
-def test_the_kernels_build_into_an_empty_cache(monkeypatch, tmp_path):
-    """The first use on a machine: build, cache one library, load it (again: from the cache)."""
+@pytest.mark.exhaustive  # a full compile of the kernels: tens of seconds
+def test_the_build_command_builds_into_an_empty_cache(monkeypatch, tmp_path, capsys):
+    """``python -m fnlearn.optim.build_fused``: one library in the cache, stamped with the
+    source it was built from, exporting the kernels and the contract; again: from the cache."""
     monkeypatch.setenv("FNLEARN_CACHE", str(tmp_path))
-    path = _fused.build()
+    path = build_fused.main([])
+    assert capsys.readouterr().out.strip() == str(path)
     assert list(tmp_path.glob("fused-*.so")) == [path]
     stamp = path.stat().st_mtime_ns
-    assert _fused.build() == path and path.stat().st_mtime_ns == stamp
-    assert {"FnlearnFusedAdam", "FnlearnFusedRprop"} <= {
-        name for name in _fused.KERNELS.values() if hasattr(ctypes.CDLL(str(path)), name)}
+    assert _fused_build.build() == path and path.stat().st_mtime_ns == stamp
+    lib = ctypes.CDLL(str(path))
+    assert all(hasattr(lib, kernel.symbol) for kernel in _fused.Kernel)
+    assert _fused.read_contract(lib) == _fused.expected_contract()
+
+
+def test_the_build_command_keeps_a_cached_library(monkeypatch, tmp_path, capsys):
+    """The command on a cache that holds this source's library: that path, no compiler run
+    (CXX fails if called); ``--force`` runs it."""
+    library = _library()[0]
+    monkeypatch.setenv("FNLEARN_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")
+    shutil.copy(library, _fused_build.cache_path())
+    assert build_fused.main([]) == _fused_build.cache_path()
+    assert capsys.readouterr().out.strip() == str(_fused_build.cache_path())
+    with pytest.raises(RuntimeError, match="failed"):
+        build_fused.main(["--force"])
+
+
+def _library():
+    found = _fused.find_library()
+    assert found is not None, "tests/conftest.py builds the kernel library"
+    return found
+
+
+def test_a_contract_mismatch_is_an_error_at_load(monkeypatch):
+    """The Python tables (scalar names in order, flag bits, kernel numbers) against what the
+    real library exports: any difference raises when the library is loaded."""
+    path, _, exported = _library()
+    _fused.check_contract(exported, _fused.expected_contract(), path)  # as shipped: agree
+
+    class SgdOneShort(NamedTuple):  # a scalar missing: the loop would read past the buffer
+        gamma: jax.Array
+        lam: jax.Array
+        mu: jax.Array
+
+    class AdagradSwapped(NamedTuple):  # same count, another order: wrong numbers
+        lam: jax.Array
+        clr: jax.Array
+        epsilon: jax.Array
+
+    for kernel, table, message in [(_fused.Kernel.SGD, SgdOneShort, "kernel 0: .*one_minus_tau"),
+                                   (_fused.Kernel.ADAGRAD, AdagradSwapped, "kernel 1")]:
+        with monkeypatch.context() as m:
+            m.setitem(_fused.SCALARS, kernel, table)
+            with pytest.raises(RuntimeError, match=message):
+                _fused.find_library()
+    flags = enum.IntFlag("Flag", {**{f.name: f.value for f in _fused.Flag}, "NESTEROV": 128})
+    monkeypatch.setattr(_fused, "Flag", flags)
+    with pytest.raises(RuntimeError, match="flag NESTEROV: library 8, Python 128"):
+        _fused.find_library()
+
+
+NO_COMPILER_SCRIPT = """
+import shutil, subprocess, sys, warnings
+import jax, jax.numpy as jnp, numpy as np
+from fnlearn import optim, train
+from fnlearn.optim import _fused, _fused_build
+
+_fused_build.packaged_paths = lambda: []  # as if installed without a compiler
+ran = []
+subprocess.Popen.__init__ = lambda self, *a, **k: ran.append(a) or 1 / 0  # no compiler run
+x = jnp.asarray(np.random.default_rng(0).standard_normal((8, 3)), jnp.float32)
+
+
+def train_3_steps(fused):
+    opt = optim.adam(0.1, fused=fused)
+    step = train.make_train_step(lambda p, xb: jnp.mean((xb @ p["w"]) ** 2), opt)
+    state = train.TrainState.create({"w": jnp.ones((3, 2), jnp.float32)}, opt)
+    for _ in range(3):
+        state, _ = step(state, x)
+    return state.params["w"], "FnlearnFused" in step.lower(state, x).compile().as_text()
+
+
+plain, _ = train_3_steps(False)
+for phase in ("empty cache", "cached library"):
+    if phase == "cached library":
+        shutil.copy(sys.argv[1], _fused_build.cache_path())
+        _fused.load.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fused, kernel = train_3_steps(True)
+    np.testing.assert_allclose(fused, plain, rtol=2e-6)  # the kernel: up to round-off
+    print(phase, kernel, len(ran), np.array_equal(fused, plain),
+          [w.category.__name__ + ": " + str(w.message) for w in caught])
+"""
+
+
+@on_cpu
+def test_without_a_compiler_fused_trains_and_a_cached_library_is_used(tmp_path):
+    """No compiler on PATH, CXX missing, nothing installed. An empty cache: fused=True trains
+    with the XLA rule's numbers, bit for bit, after one warning naming the build command. A
+    library in the cache: found and run (its custom call in the step), no warning."""
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent), "CXX": "/nonexistent/c++",
+           "FNLEARN_CACHE": str(tmp_path), "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.run([sys.executable, "-c", NO_COMPILER_SCRIPT, str(_library()[0])],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    empty, cached = proc.stdout.strip().splitlines()[-2:]
+    assert empty.startswith("empty cache False 0 True ['RuntimeWarning: fused=True: the fused "
+                            "CPU kernel library is not built"), empty
+    assert empty.count("Warning:") == 1 and "python -m fnlearn.optim.build_fused" in empty
+    assert re.fullmatch(r"cached library True 0 (True|False) \[\]", cached), cached
+
+
+def test_another_backend_never_loads_or_builds_the_library(monkeypatch):
+    """Where the default backend is not the CPU (a GPU) every leaf takes the XLA rule: no
+    library is looked for, loaded or built, and nothing warns."""
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(_fused, "load", lambda: pytest.fail("looked for a library"))
+    monkeypatch.setattr(_fused_build, "compile_library", lambda *a: pytest.fail("compiled"))
+    params = {"w": jnp.linspace(-1, 1, 6, dtype=jnp.float32)}
+    fused, plain = optim.adam(0.1, fused=True), optim.adam(0.1)
+    step = jax.jit(lambda p, s, g: fused.apply(g, s, p))
+    assert "FnlearnFused" not in step.lower(params, fused.init(params), params).as_text()
+    plain_step = jax.jit(lambda p, s, g: optim.update_and_apply(plain, g, s, p))
+    np.testing.assert_array_equal(step(params, fused.init(params), params)[0]["w"],
+                                  plain_step(params, plain.init(params), params)[0]["w"])
+
+
+@on_cpu
+def test_param_groups_carry_the_fused_apply():
+    """A fused group runs its kernel on its own leaves, a plain group its update, a frozen one
+    nothing: the unfused param_groups' numbers and state, in one in-place jitted step."""
+    rng = np.random.default_rng(4)
+    params = {"w": jnp.asarray(rng.standard_normal((4, 3)), jnp.float32),
+              "b": jnp.asarray(rng.standard_normal(3), jnp.float32),
+              "e": jnp.asarray(rng.standard_normal(5), jnp.float32),
+              "h": {"v": jnp.asarray(rng.standard_normal(6), jnp.float32)}}
+    labels = {"w": "adam", "b": "sgd", "e": "frozen", "h": "adam"}
+
+    def groups(fused):
+        return optim.param_groups({"adam": optim.adam(0.1, amsgrad=True, fused=fused),
+                                   "sgd": optim.sgd(0.1, momentum=0.9)}, labels)
+
+    plain, fused = groups(False), groups(True)
+    assert isinstance(fused, optim.FusedGradientTransformation)
+    assert not isinstance(plain, optim.FusedGradientTransformation)
+    step = jax.jit(lambda p, s, g: optim.update_and_apply(fused, g, s, p), donate_argnums=(0, 1))
+    p1, s1, p2, s2 = params, plain.init(params), jax.tree.map(jnp.copy, params), fused.init(params)
+    hlo = step.lower(p2, s2, params).compile().as_text()
+    assert re.findall(r"custom_call_target=\"FnlearnFused(\w+)\"", hlo) == ["Adam"]
+    plain_step = jax.jit(lambda p, s, g: optim.update_and_apply(plain, g, s, p))
+    for i in range(3):
+        g = _grads(params, i)
+        p1, s1 = plain_step(p1, s1, g)
+        p2, s2 = step(p2, s2, g)
+    assert jax.tree.structure(s2) == jax.tree.structure(s1)
+    np.testing.assert_array_equal(p2["e"], params["e"])
+    for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((p1, s1)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
+
+
+def test_optax_chain_around_a_fused_optimizer_warns_once():
+    """optax.chain keeps init and update only: the fused optimizer's update says, once, that
+    the step is not fused; the numbers are the unfused optimizer's."""
+    params = {"w": jnp.arange(3.0, dtype=jnp.float32)}
+    chained = optax.chain(optax.clip_by_global_norm(1.0), optim.adam(0.1, fused=True))
+    reference = optax.chain(optax.clip_by_global_norm(1.0), optim.adam(0.1))
+    state, ref_state = chained.init(params), reference.init(params)
+    with pytest.warns(UserWarning, match="optax.chain") as caught:
+        updates, state = jax.jit(chained.update)(params, state, params)
+    assert len(caught) == 1
+    updates, state = chained.update(params, state, params)  # once per optimizer
+    for _ in range(2):
+        ref_updates, ref_state = jax.jit(reference.update)(params, ref_state, params)
+    np.testing.assert_array_equal(updates["w"], ref_updates["w"])
