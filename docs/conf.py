@@ -93,9 +93,8 @@ class _OfflineInventories(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "failed to reach any of the inventories" in str(record.msg):
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            where = record.getMessage().split("'")[1:2]
-            sys.stderr.write(f"intersphinx: {where[0] if where else '?'} unreachable (offline?): links as text\n")
+            where = (record.getMessage().split("'")[1:2] or ["?"])[0]
+            sys.stderr.write(f"intersphinx: {where} unreachable (offline?): links as text\n")
             return False
         return True
 

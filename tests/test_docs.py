@@ -58,6 +58,10 @@ def test_pages_found():
 
 @pytest.mark.parametrize("page", [p for p in _pages() if p not in RUN_ELSEWHERE])
 def test_page_runs_without_torch(page, tmp_path):
+    """The page's blocks minus the PyTorch ones: what a user without torch can run. Where torch
+    is installed, a page with PyTorch blocks runs once, whole, in the test below."""
+    if page in _torch_pages() and importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed: test_page_runs_with_torch runs this page whole")
     blocks = [b for b in _blocks(DOCS / page) if not b.startswith(TORCH_MARK)]
     assert blocks, f"{page}: every block needs torch; nothing would run without it"
     _run(blocks, tmp_path, page)
@@ -80,3 +84,26 @@ def test_docstring_examples():
         capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert re.search(r"\b\d{2,} passed", out.stdout), out.stdout[-2000:]
+
+
+def test_api_reference_lists_every_public_module():
+    """The API reference (docs/_api.py, read by the autosummary template) reaches every public
+    module, and documents exactly the names of each ``__all__``."""
+    import importlib
+
+    sys.path.insert(0, str(DOCS))
+    try:
+        import _api
+    finally:
+        sys.path.remove(str(DOCS))
+    catalogue = _api.catalogue("fnlearn")
+    expected = {"fnlearn.losses", "fnlearn.optim", "fnlearn.optim.swa_utils",
+                "fnlearn.schedules", "fnlearn.train", "fnlearn.data", "fnlearn.checkpoint",
+                "fnlearn.flat", "fnlearn.crosscheck"}
+    assert expected <= set(catalogue)
+    for name, entry in catalogue.items():
+        module = importlib.import_module(name)
+        if hasattr(module, "__all__"):
+            documented = {n for n, _ in entry["members"]}
+            names = {n for n in module.__all__ if f"{name}.{n}" not in catalogue}
+            assert documented == names, name
