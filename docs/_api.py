@@ -1,6 +1,7 @@
-"""What the API reference documents of each module (used by docs/conf.py's autosummary
-template): the names in the module's ``__all__``, or, where a module has none, the public names
-it defines; and its public submodules. A name added to an ``__all__`` or a new public module
+"""What the API reference documents of each module (read by the autosummary template
+docs/_templates/autosummary/module.rst): the names in the module's ``__all__``, or, where a
+module has none, the public names it defines, grouped by the private module that defines them;
+and its public submodules. A name added to an ``__all__`` or a new public module
 therefore appears in the reference without editing a page."""
 
 from __future__ import annotations
@@ -33,6 +34,29 @@ def api_members(fullname: str) -> list[tuple[str, str]]:
     return out
 
 
+def api_groups(fullname: str) -> list[dict]:
+    """The members of ``fullname`` grouped by the private module that defines them (e.g.
+    ``fnlearn.optim._adam`` for ``adam``, ``adamw`` and ``AdamState``), in order of first
+    appearance: such a module's docstring states the algorithm its names share, so the
+    reference shows it as a section (titled by its first line, up to a colon) above them.
+    Names defined elsewhere come first, untitled."""
+    module = importlib.import_module(fullname)
+    groups: list[dict] = [{"module": None, "title": None, "members": []}]
+    for name, kind in api_members(fullname):
+        origin = getattr(getattr(module, name), "__module__", None)
+        source = importlib.import_module(origin) if isinstance(origin, str) and \
+            origin.startswith(fullname + "._") else None
+        doc = inspect.getdoc(source) if source is not None else None
+        key = origin if doc else None
+        found = [g for g in groups if g["module"] == key]
+        if found:
+            found[0]["members"].append((name, kind))
+        else:
+            title = doc.splitlines()[0].split(": ")[0].rstrip(".") if doc else None
+            groups.append({"module": key, "title": title, "members": [(name, kind)]})
+    return [g for g in groups if g["members"]]
+
+
 def api_submodules(fullname: str) -> list[str]:
     """The public submodules of package ``fullname`` (none for a plain module)."""
     module = importlib.import_module(fullname)
@@ -43,13 +67,15 @@ def api_submodules(fullname: str) -> list[str]:
 
 
 def catalogue(package: str) -> dict[str, dict[str, list]]:
-    """``{module: {"members": api_members(module), "submodules": api_submodules(module)}}`` for
-    ``package`` and every public module under it (plain data: Sphinx caches its config)."""
+    """``{module: {"members": ..., "groups": ..., "submodules": ...}}`` (the three functions
+    above) for ``package`` and every public module under it; plain data, as Sphinx caches its
+    configuration."""
     out: dict[str, dict[str, list]] = {}
     todo = [package]
     while todo:
         name = todo.pop()
         subs = api_submodules(name)
-        out[name] = {"members": api_members(name), "submodules": subs}
+        out[name] = {"members": api_members(name), "groups": api_groups(name),
+                     "submodules": subs}
         todo += subs
     return out
