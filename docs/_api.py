@@ -15,14 +15,23 @@ def _public(name: str) -> bool:
     return not name.startswith("_")
 
 
+def _defined_under(origin: object, fullname: str) -> bool:
+    return isinstance(origin, str) and (origin == fullname or origin.startswith(fullname + "."))
+
+
 def api_members(fullname: str) -> list[tuple[str, str]]:
     """(name, kind) for every documented name of module ``fullname``; kind is ``'class'``,
     ``'function'`` or ``'data'``; submodules are left to :func:`api_submodules`."""
     module = importlib.import_module(fullname)
     names = getattr(module, "__all__", None)
-    if names is None:
-        names = [n for n, v in vars(module).items() if _public(n)
-                 and getattr(v, "__module__", None) == fullname]
+    if names is None:  # the public names defined in the module (or, for a package, under it),
+        # and its aliases documented with a ``#:`` comment
+        from sphinx.pycode import ModuleAnalyzer
+
+        commented = {n for (scope, n) in ModuleAnalyzer.for_module(fullname).find_attr_docs()
+                     if not scope}
+        names = [n for n, v in vars(module).items() if _public(n) and not inspect.ismodule(v)
+                 and (n in commented or _defined_under(getattr(v, "__module__", None), fullname))]
     out = []
     for name in names:
         value = getattr(module, name)

@@ -14,6 +14,7 @@ import fnlearn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _api  # noqa: E402
+from sphinx.ext.autodoc.mock import mock  # noqa: E402
 
 project = "fnlearn"
 author = "the fnlearn authors"
@@ -47,16 +48,21 @@ myst_heading_anchors = 3
 # ``__all__`` or a new public module appears without editing any page.
 autosummary_generate = True
 autosummary_ignore_module_all = False
-autosummary_context = {"api": _api.catalogue("fnlearn")}
+# Modules that import torch (fnlearn.interop.torch, fnlearn.crosscheck's torch side) are
+# documented without it: where torch is missing they are imported against a stand-in, here and
+# in autodoc.
+try:
+    _has_torch = importlib.util.find_spec("torch") is not None
+except (ImportError, ValueError):
+    _has_torch = False
+autodoc_mock_imports = [] if _has_torch else ["torch"]
+with mock(autodoc_mock_imports):
+    autosummary_context = {"api": _api.catalogue("fnlearn")}
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 autodoc_inherit_docstrings = False
-# Modules that import torch (fnlearn.interop.torch, fnlearn.crosscheck's torch side) are
-# documented without it: autodoc imports them against a stand-in when torch is missing.
-if importlib.util.find_spec("torch") is None:
-    autodoc_mock_imports = ["torch"]
 
 # Google-style docstrings (Args / Returns / Raises / References), plus the "Shape:" section
 # the losses write as torch's docs do.
