@@ -107,3 +107,16 @@ def test_api_reference_lists_every_public_module():
             documented = {n for n, _ in entry["members"]}
             names = {n for n in module.__all__ if f"{name}.{n}" not in catalogue}
             assert documented == names, name
+
+
+def test_performance_page_and_result_files_agree():
+    """benchmarks/README.md names only result files that exist, and every file in
+    benchmarks/results/ is named there (directly or by a ``*`` pattern)."""
+    import fnmatch
+
+    page = (ROOT / "benchmarks" / "README.md").read_text()
+    named = set(re.findall(r"results/([\w*]+\.\w+)", page))
+    files = {p.name for p in (ROOT / "benchmarks" / "results").iterdir()}
+    assert {n for n in named if "*" not in n} <= files
+    assert all(any(fnmatch.fnmatch(f, n) for n in named) for f in files), \
+        sorted(f for f in files if not any(fnmatch.fnmatch(f, n) for n in named))
