@@ -10,6 +10,7 @@ torch: without torch the page's other blocks run alone, so they must not depend 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -36,11 +37,17 @@ def _pages() -> list[str]:
                   if "_build" not in p.parts and _blocks(p))
 
 
+def _user_env() -> dict[str, str]:
+    """This environment without the variables that would change JAX's default config."""
+    config = ("JAX_ENABLE_X64", "JAX_NUMPY_DTYPE_PROMOTION", "JAX_NUMPY_RANK_PROMOTION")
+    return {k: v for k, v in os.environ.items() if k not in config}
+
+
 def _run(blocks: list[str], tmp_path: Path, name: str) -> None:
     script = tmp_path / (name.replace("/", "_") + ".py")
     script.write_text("\n\n".join(blocks))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=600)
+                         cwd=tmp_path, timeout=600, env=_user_env())
     assert out.returncode == 0, f"{name}:\n{out.stderr[-4000:]}"
 
 
@@ -81,7 +88,7 @@ def test_docstring_examples():
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "--doctest-modules", "fnlearn", "-q",
          "-p", "no:cacheprovider"],
-        capture_output=True, text=True, cwd=ROOT, timeout=900)
+        capture_output=True, text=True, cwd=ROOT, timeout=900, env=_user_env())
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert re.search(r"\b\d{2,} passed", out.stdout), out.stdout[-2000:]
 
