@@ -6,7 +6,7 @@
 * :func:`to_optax` gives, for an fnlearn optimizer configuration, the optax transformation that
   computes the same update, or the closest one and the reason it differs.
 * ``python -m fnlearn.crosscheck`` (``fnlearn-crosscheck``) runs the whole built-in catalogue
-  against optax, and against torch when it is installed; see ``docs/crosscheck.md``.
+  against optax, and against torch when it is installed; see ``docs/guides/optax_and_torch.md``.
 """
 
 from ._compare import LossReport, Report, compare, compare_losses, make_grads

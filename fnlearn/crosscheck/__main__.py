@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE",
                    help="also write the rows, versions and summary as JSON to FILE")
     p.add_argument("--markdown", metavar="FILE",
-                   help="also write the tables as Markdown to FILE (docs/crosscheck.md's)")
+                   help="also write the tables as Markdown to FILE (the table of "
+                        "docs/guides/optax_and_torch.md)")
     p.add_argument("--no-torch", action="store_true",
                    help="skip the torch references even when torch is installed")
     return p

@@ -134,11 +134,10 @@ def averaged_model(
             ``avg_fn`` (e.g. :func:`get_ema_avg_fn`).
         multi_avg_fn: the same, for the functions torch applies to lists
             (:func:`get_ema_multi_avg_fn`, :func:`get_swa_multi_avg_fn`); fnlearn's take one
-            array at a time and compute what torch's list versions compute.
-
-        With neither, the running mean :func:`get_swa_avg_fn`, which is what torch's
-        default computes on CPU (on CUDA torch's default is :func:`get_swa_multi_avg_fn`,
-        equal up to rounding).
+            array at a time and compute what torch's list versions compute. With neither,
+            the running mean :func:`get_swa_avg_fn`, which is what torch's default computes
+            on CPU (on CUDA torch's default is :func:`get_swa_multi_avg_fn`, equal up to
+            rounding).
 
     Returns:
         An :class:`AveragedModel` ``(init, update)``.

@@ -179,11 +179,12 @@ def test_module_entry_point():
 
 
 def test_docs_table_is_the_catalogue():
-    """docs/crosscheck.md's table lists exactly the command's rows (with torch), each with the
-    verdict its expectation gives; regenerate it with --markdown when the catalogue changes."""
+    """docs/guides/optax_and_torch.md's table lists exactly the command's rows (with torch),
+    each with the verdict its expectation gives; regenerate it with --markdown when the
+    catalogue changes."""
     from pathlib import Path
 
-    doc = (Path(__file__).parents[2] / "docs" / "crosscheck.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "guides" / "optax_and_torch.md").read_text()
     table = doc.split("## The table, as measured")[1].split("\n## ")[0]
     documented = []
     for line in table.splitlines():

@@ -133,17 +133,17 @@ def test_command_with_torch(tmp_path, capsys, monkeypatch):
 
 
 def test_docs_snippets_run():
-    """Every Python block of docs/crosscheck.md runs, in order, in one namespace."""
+    """Every Python block of docs/guides/optax_and_torch.md runs, in order, in one namespace."""
     import re
     from pathlib import Path
 
-    doc = (Path(__file__).parents[2] / "docs" / "crosscheck.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "guides" / "optax_and_torch.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
     assert len(blocks) >= 10
     namespace: dict = {}
     previous = torch.get_default_dtype()
     try:
         for i, block in enumerate(blocks):
-            exec(compile(block, f"docs/crosscheck.md block {i}", "exec"), namespace)
+            exec(compile(block, f"docs/guides/optax_and_torch.md block {i}", "exec"), namespace)
     finally:
         torch.set_default_dtype(previous)
