@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 def generators() -> dict[str, Callable[[], None]]:
     """Table name -> a function writing that table's ``.npz``."""
+    from tests.interop import generate_reference as interop
     from tests.losses import cases as loss_cases
     from tests.losses import generate_reference as losses
     from tests.optim import cases as optim_cases
@@ -41,6 +42,8 @@ def generators() -> dict[str, Callable[[], None]]:
     add("lbfgs", lbfgs)
     add("swa_utils", swa_utils)
     add("schedules", schedules)  # and plateau.npz: ReduceLROnPlateau's cases
+    for name in ("handover", "schedulers", "digits"):  # torch jobs handed over to fnlearn
+        add(name, lambda name=name: interop.generate([name]))
     return table
 
 

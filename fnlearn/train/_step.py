@@ -62,7 +62,7 @@ def make_train_step(
     complex gradients before the update, and fnlearn's optimizers treat each complex leaf as
     two independent reals (torch's ``view_as_real``). An optax optimizer gets the same
     conjugated gradient (optax expects it too; its adaptive rules differ from torch's on
-    complex leaves: docs/crosscheck.md, "Complex parameters").
+    complex leaves: docs/guides/optax_and_torch.md, "Complex parameters").
 
     With ``skip_nonfinite`` the update is skipped when the loss or any gradient element is
     NaN or Inf: ``params`` and ``opt_state`` come back bit-identical, ``state.skipped`` grows

@@ -1,5 +1,5 @@
-"""Regenerate tests/interop/reference/*.npz (needs torch): ``python -m
-tests.interop.generate_reference``.
+"""tests/interop/reference/*.npz (needs torch): ``python -m tests.generate_reference
+handover schedulers digits``.
 
 handover.npz: for every optimizer case of tests/optim's tables and both dtypes, the torch state
 dict after K steps and the params and state dict after K + N (tests/interop/_handover.py).
@@ -11,7 +11,6 @@ its checkpoint as arrays, the next epoch's batch order and torch's per-step loss
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ def handover() -> dict[str, np.ndarray]:
     return out
 
 
-def main(argv: list[str]) -> None:
+def generate(argv: list[str]) -> None:
     torch.set_default_dtype(torch.float64)
     OUT.mkdir(parents=True, exist_ok=True)
     which = set(argv) or {"handover", "schedulers", "digits"}
@@ -54,6 +53,3 @@ def main(argv: list[str]) -> None:
     for f in sorted(OUT.glob("*.npz")):
         print(f, f.stat().st_size)
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
