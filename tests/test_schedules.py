@@ -270,10 +270,28 @@ def test_optax_cosine_decay_stays_at_eta_min_past_T_max_torch_does_not():
     assert np.max(np.abs(ours[11:] - theirs[11:])) == pytest.approx(0.09)
 
 
-def test_one_cycle_holds_its_value_past_total_steps():
-    """torch raises when stepped past total_steps; the schedule holds the value at T."""
+def test_one_cycle_past_total_steps_raises_like_torch_and_holds_under_jit():
+    """torch's OneCycleLR raises when stepped past total_steps: so does a concrete step (the
+    same message); a traced step cannot raise and holds the value at total_steps."""
     sched = s.one_cycle_lr(1.0, total_steps=10)
-    assert float(sched(10)) == float(sched(11)) == float(sched(1000))
+    sched(10)
+    for k in (11, np.int64(11), jnp.asarray(11), jnp.arange(12)):
+        with pytest.raises(ValueError, match="Tried to step 11 times. The specified number of "
+                                             "total steps is 10"):
+            sched(k)
+    jitted = jax.jit(sched)
+    assert float(jitted(10)) == float(jitted(11)) == float(jitted(1000))
+    momentum = s.one_cycle_momentum(total_steps=10)
+    with pytest.raises(ValueError, match="Tried to step 12 times"):
+        momentum(12)
+    # inside an optimizer the step count is concrete in eager code: the 11th update raises
+    opt = optim.sgd(lr=sched)
+    params = {"w": jnp.ones(2)}
+    state = opt.init(params)
+    for _ in range(11):
+        _, state = opt.update({"w": jnp.ones(2)}, state, params)
+    with pytest.raises(ValueError, match="Tried to step 11 times"):
+        opt.update({"w": jnp.ones(2)}, state, params)
 
 
 def test_warm_restarts_exact_at_large_steps():

@@ -70,6 +70,11 @@ class OptaxEquivalent:
     expression: str
     note: str = ""
 
+    def __repr__(self) -> str:
+        # the transform's own repr is two function addresses; its source text says what it is
+        return (f"OptaxEquivalent(transform=<{self.expression}>, exact={self.exact}, "
+                f"reason={self.reason!r}, note={self.note!r})")
+
 
 # --------------------------------------------------------------------------------------------
 # building a transform and its source text together
@@ -362,6 +367,27 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], _Result]] = {
 }
 
 
+def _optimizer_name(optimizer: Any) -> str:
+    """The fnlearn name ``optimizer`` stands for, or an error that says what to write."""
+    if isinstance(optimizer, (optax.GradientTransformation, tuple)) and not callable(optimizer):
+        raise TypeError(
+            "to_optax takes an optimizer's name or factory and its options, not a built "
+            "optimizer (fnlearn optimizers are plain (init, update) pairs that do not remember "
+            "their arguments): write to_optax('adam', lr=1e-3) or "
+            "to_optax(fnlearn.optim.adam, lr=1e-3) for adam(lr=1e-3)")
+    name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", None)
+    if isinstance(name, str) and name.endswith("_transform"):  # fnlearn.optim.clip_*_transform
+        name = name[: -len("_transform")]
+    if name in _BUILDERS:
+        return name
+    by_torch_name = {t.lower(): n for n, t in TORCH_NAMES.items() if t}
+    guess = by_torch_name.get(str(name).lower().rstrip("_"))
+    hint = (f"; fnlearn names are torch's in snake_case: write to_optax({guess!r}, ...)"
+            if guess else "")
+    raise ValueError(f"to_optax: unknown optimizer {optimizer!r}{hint}; known: "
+                     f"{', '.join(sorted(_BUILDERS))}")
+
+
 def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEquivalent:
     """The optax transformation computing the same update as an fnlearn optimizer.
 
@@ -387,12 +413,7 @@ def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEqu
         >>> eq.exact, eq.expression
         (True, 'optax.rmsprop(0.01, decay=0.99, eps=1e-08, eps_in_sqrt=False, momentum=0.9)')
     """
-    name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", None)
-    if isinstance(name, str) and name.endswith("_transform"):  # fnlearn.optim.clip_*_transform
-        name = name[: -len("_transform")]
-    if name not in _BUILDERS:
-        raise ValueError(f"to_optax: unknown optimizer {optimizer!r}; known: "
-                         f"{', '.join(sorted(_BUILDERS))}")
+    name = _optimizer_name(optimizer)
     defaults = TORCH_DEFAULTS[name]
     if "fused" in options and name in TORCH_NAMES and TORCH_NAMES[name]:
         # fused=True changes where the update runs, not what it computes

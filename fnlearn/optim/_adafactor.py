@@ -36,7 +36,7 @@ the second-to-last axis (keeping it, so :math:`R_t C_t` is an outer product per 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,14 +44,16 @@ import numpy as np
 
 from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
+from .._validate import check_range, hyperparameter
 from ._base import (
     GradientTransformation,
-    compute_dtype,
-    is_static,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     per_parameter,
     reject_complex,
     require_params,
+    scalar_dtype,
     torch_lerp,
 )
 from ._schedule import resolve
@@ -75,6 +77,7 @@ class AdafactorState(NamedTuple):
     variance: Params | None
 
 
+@optimizer_factory
 def adafactor(
     lr: ScalarOrSchedule = 1e-2,
     beta2_decay: float = -0.8,
@@ -149,14 +152,20 @@ def adafactor(
         Shazeer and Stern, 2018. `Adafactor: Adaptive Learning Rates with Sublinear Memory
         Cost <https://arxiv.org/abs/1804.04235>`_.
     """
-    eps1, eps2 = eps
-    _check(lr, "Learning rate should be >= 0 but is", lambda v: v >= 0)
-    _check(beta2_decay, "beta2_decay should be <= 0 but is", lambda v: v <= 0)
+    lr, beta2_decay, d, weight_decay = hyperparameters(
+        "adafactor", lr=lr, beta2_decay=beta2_decay, d=d, weight_decay=weight_decay)
+    if not isinstance(eps, (tuple, list)) or len(eps) != 2:
+        raise TypeError(f"adafactor: eps must be a pair (eps1, eps2), e.g. eps=(None, 1e-3); "
+                        f"got {eps!r}")
+    eps1 = None if eps[0] is None else hyperparameter(eps[0], "eps[0]", "adafactor")
+    eps2 = hyperparameter(eps[1], "eps[1]", "adafactor")
+    check_range(lr, "Learning rate should be >= 0 but is", lambda v: v >= 0)
+    check_range(beta2_decay, "beta2_decay should be <= 0 but is", lambda v: v <= 0)
     if eps1 is not None:
-        _check(eps1, "epsilon1 should be >= 0 but is", lambda v: v >= 0)
-    _check(eps2, "epsilon2 should be >= 0 but is", lambda v: v >= 0)
-    _check(d, "Clipping threshold d should be >= 1 but is", lambda v: v >= 1)
-    _check(weight_decay, "weight_decay should be >= 0 but is", lambda v: v >= 0)
+        check_range(eps1, "epsilon1 should be >= 0 but is", lambda v: v >= 0)
+    check_range(eps2, "epsilon2 should be >= 0 but is", lambda v: v >= 0)
+    check_range(d, "Clipping threshold d should be >= 1 but is", lambda v: v >= 1)
+    check_range(weight_decay, "weight_decay should be >= 0 but is", lambda v: v >= 0)
 
     def init(params: Params) -> AdafactorState:
         reject_complex(params, "adafactor", "params",
@@ -178,7 +187,7 @@ def adafactor(
     def update(grads: Params, state: AdafactorState, params: Params | None = None):
         params = require_params(params, "adafactor",
                                 "the step size scales with each parameter's RMS")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         t = (state.step + 1).astype(dtype)
         gamma = resolve(lr, state.step, dtype)
         lam = resolve(weight_decay, state.step, dtype)
@@ -213,12 +222,6 @@ def adafactor(
         return updates, AdafactorState(state.step + 1, row_var, col_var, variance)
 
     return per_parameter(init, update)
-
-
-def _check(value: Any, message: str, ok) -> None:
-    """torch's construction-time range check (static numbers only): ``ValueError``."""
-    if is_static(value) and not ok(value):
-        raise ValueError(f"{message}: {value}")
 
 
 def _mean_square(g: Array, axis: int) -> Array:

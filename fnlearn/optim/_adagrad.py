@@ -27,10 +27,12 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_nonnegative,
-    compute_dtype,
     fill_like,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     require_params,
+    scalar_dtype,
 )
 from ._fused import MAXIMIZE, WEIGHT_DECAY
 from ._lift import Prepared, elementwise
@@ -48,6 +50,7 @@ class AdagradState(NamedTuple):
     sum: Params
 
 
+@optimizer_factory
 def adagrad(
     lr: ScalarOrSchedule = 1e-2,
     lr_decay: float | Array = 0.0,
@@ -110,6 +113,9 @@ def adagrad(
         Duchi, Hazan and Singer, 2011. `Adaptive Subgradient Methods for Online Learning and
         Stochastic Optimization <https://jmlr.org/papers/v12/duchi11a.html>`_.
     """
+    lr, lr_decay, weight_decay, initial_accumulator_value, eps = hyperparameters(
+        "adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+        initial_accumulator_value=initial_accumulator_value, eps=eps)
     check_nonnegative(lr, "learning rate")
     check_nonnegative(lr_decay, "lr_decay value")
     check_nonnegative(weight_decay, "weight_decay value")
@@ -126,7 +132,7 @@ def adagrad(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, "adagrad", "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         gamma = resolve(lr, state.step, dtype)
         eta = resolve(lr_decay, state.step, dtype)
         lam = resolve(weight_decay, state.step, dtype)

@@ -34,9 +34,12 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_adam_family,
-    compute_dtype,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
+    pair,
     require_params,
+    scalar_dtype,
 )
 from ._fused import AMSGRAD, DECOUPLED, MAXIMIZE, WEIGHT_DECAY
 from ._lift import Prepared, elementwise
@@ -58,6 +61,7 @@ class AdamState(NamedTuple):
     max_exp_avg_sq: Params | None
 
 
+@optimizer_factory
 def adam(
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
@@ -131,6 +135,7 @@ def adam(
                  fused)
 
 
+@optimizer_factory
 def adamw(
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
@@ -184,7 +189,8 @@ def _adam(
     decoupled: bool,
     fused: bool,
 ) -> GradientTransformation:
-    beta1, beta2 = betas
+    lr, eps, weight_decay = hyperparameters(name, lr=lr, eps=eps, weight_decay=weight_decay)
+    beta1, beta2 = pair(betas, "betas", name, "(0.9, 0.999)")
     check_adam_family(lr, eps, (beta1, beta2), weight_decay)
 
     def init(params: Params) -> AdamState:
@@ -202,7 +208,7 @@ def _adam(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, name, "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         t = (state.step + 1).astype(dtype)
         gamma = resolve(lr, state.step, dtype)
         b2 = resolve(beta2, state.step, dtype)

@@ -35,14 +35,16 @@ from jax.typing import DTypeLike
 
 from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
+from .._validate import check_range
 from ._base import (
     GradientTransformation,
-    compute_dtype,
-    is_static,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     per_parameter,
     reject_complex,
     require_params,
+    scalar_dtype,
     torch_lerp,
 )
 from ._schedule import resolve
@@ -63,6 +65,7 @@ class MuonState(NamedTuple):
     momentum_buffer: Params
 
 
+@optimizer_factory
 def muon(
     lr: ScalarOrSchedule = 1e-3,
     weight_decay: ScalarOrSchedule = 0.1,
@@ -132,12 +135,11 @@ def muon(
         <https://kellerjordan.github.io/posts/muon/>`_; Liu et al., 2025. `Muon is Scalable
         for LLM Training <https://arxiv.org/abs/2502.16982>`_.
     """
-    if is_static(lr) and not lr >= 0:
-        raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
-    if is_static(momentum) and not momentum >= 0:
-        raise ValueError(f"momentum should be >= 0 but is: {momentum}")
-    if is_static(weight_decay) and not weight_decay >= 0:
-        raise ValueError(f"weight decay should be >= 0 but is: {weight_decay}")
+    lr, weight_decay, momentum, eps = hyperparameters(
+        "muon", lr=lr, weight_decay=weight_decay, momentum=momentum, eps=eps)
+    check_range(lr, "Learning rate should be >= 0 but is", lambda v: v >= 0)
+    check_range(momentum, "momentum should be >= 0 but is", lambda v: v >= 0)
+    check_range(weight_decay, "weight decay should be >= 0 but is", lambda v: v >= 0)
     if adjust_lr_fn not in ADJUST_LR_FNS:
         raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
     if ns_steps >= 100:
@@ -161,7 +163,7 @@ def muon(
     def update(grads: Params, state: MuonState, params: Params | None = None):
         if not is_zero(weight_decay):
             params = require_params(params, "muon", "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         gamma = resolve(lr, state.step, dtype)
         lam = resolve(weight_decay, state.step, dtype)
         mu = jnp.asarray(momentum, dtype)

@@ -35,9 +35,11 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_nonnegative,
-    compute_dtype,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     require_params,
+    scalar_dtype,
 )
 from ._fused import CENTERED, MAXIMIZE, MOMENTUM, WEIGHT_DECAY
 from ._lift import Prepared, elementwise
@@ -59,6 +61,7 @@ class RMSpropState(NamedTuple):
     grad_avg: Params | None
 
 
+@optimizer_factory
 def rmsprop(
     lr: ScalarOrSchedule = 1e-2,
     alpha: float | Array = 0.99,
@@ -125,6 +128,8 @@ def rmsprop(
         Graves, 2013. `Generating Sequences With Recurrent Neural Networks
         <https://arxiv.org/abs/1308.0850>`_ (centered variant).
     """
+    lr, alpha, eps, weight_decay, momentum = hyperparameters(
+        "rmsprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
     check_nonnegative(lr, "learning rate")
     check_nonnegative(eps, "epsilon value")
     check_nonnegative(momentum, "momentum value")
@@ -147,7 +152,7 @@ def rmsprop(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, "rmsprop", "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         gamma = resolve(lr, state.step, dtype)
         a = resolve(alpha, state.step, dtype)
         one_minus_a = resolve_one_minus(alpha, state.step, dtype)

@@ -28,10 +28,12 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_nonnegative,
-    compute_dtype,
-    is_static,
+    hyperparameters,
+    is_number,
     is_zero,
+    optimizer_factory,
     require_params,
+    scalar_dtype,
 )
 from ._fused import MAXIMIZE, MOMENTUM, NESTEROV, WEIGHT_DECAY
 from ._lift import Prepared, elementwise
@@ -50,6 +52,7 @@ class SGDState(NamedTuple):
     momentum_buffer: Params | None
 
 
+@optimizer_factory
 def sgd(
     lr: ScalarOrSchedule = 1e-3,
     momentum: ScalarOrSchedule = 0.0,
@@ -114,11 +117,13 @@ def sgd(
         Sutskever et al., 2013. `On the importance of initialization and momentum in deep
         learning <http://proceedings.mlr.press/v28/sutskever13.html>`_.
     """
+    lr, momentum, dampening, weight_decay = hyperparameters(
+        "sgd", lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
     check_nonnegative(lr, "learning rate")
     check_nonnegative(momentum, "momentum value")
     check_nonnegative(weight_decay, "weight_decay value")
     if nesterov and (
-        (is_static(momentum) and momentum <= 0) or (is_static(dampening) and dampening != 0)
+        (is_number(momentum) and momentum <= 0) or (is_number(dampening) and dampening != 0)
     ):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     use_momentum = not is_zero(momentum)
@@ -131,7 +136,7 @@ def sgd(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, "sgd", "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         gamma = resolve(lr, state.step, dtype)
         lam = resolve(weight_decay, state.step, dtype)
         mu = resolve(momentum, state.step, dtype)
