@@ -142,6 +142,7 @@ def step_lr(lr: ArrayLike, step_size: int, gamma: float = 0.1) -> Schedule:
 
     Example::
 
+        >>> from fnlearn.schedules import step_lr
         >>> s = step_lr(1.0, step_size=3, gamma=0.1)
         >>> [round(float(s(k)), 3) for k in (0, 2, 3, 6)]
         [1.0, 1.0, 0.1, 0.01]
@@ -179,6 +180,7 @@ def multi_step_lr(lr: ArrayLike, milestones: Sequence[int], gamma: float = 0.1) 
 
     Example::
 
+        >>> from fnlearn.schedules import multi_step_lr
         >>> s = multi_step_lr(1.0, milestones=[2, 4], gamma=0.5)
         >>> [float(s(k)) for k in range(6)]
         [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
@@ -219,6 +221,7 @@ def constant_lr(lr: ArrayLike, factor: float = 1.0 / 3, total_iters: int = 5) ->
 
     Example::
 
+        >>> from fnlearn.schedules import constant_lr
         >>> s = constant_lr(1.0, factor=0.5, total_iters=2)
         >>> [float(s(k)) for k in range(4)]
         [0.5, 0.5, 1.0, 1.0]
@@ -269,6 +272,7 @@ def linear_lr(
 
     Example::
 
+        >>> from fnlearn.schedules import linear_lr
         >>> s = linear_lr(1.0, start_factor=0.25, end_factor=1.0, total_iters=3)
         >>> [float(s(k)) for k in range(5)]
         [0.25, 0.5, 0.75, 1.0, 1.0]
@@ -310,6 +314,7 @@ def exponential_lr(lr: ArrayLike, gamma: float) -> Schedule:
 
     Example::
 
+        >>> from fnlearn.schedules import exponential_lr
         >>> s = exponential_lr(1.0, gamma=0.5)
         >>> [float(s(k)) for k in range(4)]
         [1.0, 0.5, 0.25, 0.125]
@@ -344,6 +349,7 @@ def polynomial_lr(lr: ArrayLike, total_iters: int = 5, power: float = 1.0) -> Sc
 
     Example::
 
+        >>> from fnlearn.schedules import polynomial_lr
         >>> s = polynomial_lr(1.0, total_iters=4, power=2.0)
         >>> [float(s(k)) for k in range(6)]
         [1.0, 0.5625, 0.25, 0.0625, 0.0, 0.0]
@@ -388,6 +394,7 @@ def cosine_annealing_lr(lr: ArrayLike, T_max: int, eta_min: float = 0.0) -> Sche
 
     Example::
 
+        >>> from fnlearn.schedules import cosine_annealing_lr
         >>> s = cosine_annealing_lr(1.0, T_max=2)
         >>> [round(float(s(k)), 6) for k in range(5)]
         [1.0, 0.5, 0.0, 0.5, 1.0]
@@ -436,6 +443,7 @@ def cosine_annealing_warm_restarts(
 
     Example::
 
+        >>> from fnlearn.schedules import cosine_annealing_warm_restarts
         >>> s = cosine_annealing_warm_restarts(1.0, T_0=2, T_mult=2)
         >>> [round(float(s(k)), 4) for k in range(7)]
         [1.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 1.0]
@@ -569,6 +577,7 @@ def cyclic_lr(
 
     Example::
 
+        >>> from fnlearn.schedules import cyclic_lr
         >>> s = cyclic_lr(0.1, 1.0, step_size_up=2, mode="triangular2")
         >>> [round(float(s(k)), 3) for k in range(9)]
         [0.1, 0.55, 1.0, 0.55, 0.1, 0.325, 0.55, 0.325, 0.1]
@@ -625,6 +634,7 @@ def cyclic_momentum(
 
     Example::
 
+        >>> from fnlearn.schedules import cyclic_momentum
         >>> m = cyclic_momentum(0.8, 0.9, step_size_up=2)
         >>> [round(float(m(k)), 3) for k in range(5)]
         [0.9, 0.85, 0.8, 0.85, 0.9]
@@ -774,6 +784,7 @@ def one_cycle_lr(
 
     Example::
 
+        >>> from fnlearn.schedules import one_cycle_lr
         >>> s = one_cycle_lr(1.0, total_steps=10, pct_start=0.5, anneal_strategy="linear",
         ...                  div_factor=10.0, final_div_factor=10.0)
         >>> [round(float(s(k)), 3) for k in (0, 2, 4, 6, 9)]
@@ -843,6 +854,7 @@ def one_cycle_momentum(
 
     Example::
 
+        >>> from fnlearn.schedules import one_cycle_momentum
         >>> m = one_cycle_momentum(total_steps=10, pct_start=0.5, anneal_strategy="linear")
         >>> [round(float(m(k)), 3) for k in (0, 2, 4, 9)]
         [0.95, 0.9, 0.85, 0.95]
@@ -882,6 +894,7 @@ def lambda_lr(lr: ArrayLike, lr_lambda: Callable[[Array], ArrayLike]) -> Schedul
 
     Example::
 
+        >>> from fnlearn.schedules import lambda_lr
         >>> import jax.numpy as jnp
         >>> s = lambda_lr(0.5, lambda k: jnp.minimum(1.0, (k + 1) / 4))
         >>> [float(s(k)) for k in range(5)]
@@ -918,6 +931,7 @@ def multiplicative_lr(lr: ArrayLike, lr_lambda: Callable[[Array], ArrayLike]) ->
 
     Example::
 
+        >>> from fnlearn.schedules import multiplicative_lr
         >>> s = multiplicative_lr(1.0, lambda i: 0.5)
         >>> [float(s(k)) for k in range(4)]
         [1.0, 0.5, 0.25, 0.125]
@@ -959,6 +973,7 @@ def sequential_lr(schedulers: Sequence[Schedule], milestones: Sequence[int]) -> 
 
     Example::
 
+        >>> from fnlearn.schedules import exponential_lr, linear_lr, sequential_lr
         >>> warmup = linear_lr(1.0, start_factor=0.5, total_iters=2)
         >>> decay = exponential_lr(1.0, gamma=0.5)
         >>> s = sequential_lr([warmup, decay], milestones=[2])
@@ -1029,6 +1044,7 @@ def chained_scheduler(lr: ArrayLike, schedulers: Sequence[Schedule]) -> Schedule
 
     Example::
 
+        >>> from fnlearn.schedules import chained_scheduler, constant_lr, exponential_lr
         >>> s = chained_scheduler(1.0, [constant_lr(1.0, factor=0.5, total_iters=2),
         ...                             exponential_lr(1.0, gamma=0.9)])
         >>> [round(float(s(k)), 4) for k in range(4)]
@@ -1099,6 +1115,7 @@ def swa_lr(
 
     Example::
 
+        >>> from fnlearn.schedules import swa_lr
         >>> s = swa_lr(1.0, swa_lr=0.5, anneal_epochs=2, anneal_strategy="linear")
         >>> [float(s(k)) for k in range(4)]
         [1.0, 0.75, 0.5, 0.5]

@@ -409,6 +409,7 @@ def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEqu
 
     Example::
 
+        >>> from fnlearn.crosscheck import to_optax
         >>> eq = to_optax("rmsprop", lr=1e-2, momentum=0.9)
         >>> eq.exact, eq.expression
         (True, 'optax.rmsprop(0.01, decay=0.99, eps=1e-08, eps_in_sqrt=False, momentum=0.9)')

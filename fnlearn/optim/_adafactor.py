@@ -1,36 +1,7 @@
 r"""Adafactor: second moments factored into row and column means (torch.optim.Adafactor).
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \tau \text{ (beta2\_decay)}, \theta_0 \text{ (params)},
-      \epsilon_1, \epsilon_2 \text{ (eps)}, d \text{ (clipping threshold)},
-      \lambda \text{ (weight decay)}, \textit{maximize} \\
-   &\textbf{initialize}: R_0 \leftarrow 0,\ C_0 \leftarrow 0 \text{ (row and column factors,
-      params of rank} \ge 2),\ \widehat{V}_0 \leftarrow 0 \text{ (other params)} \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad G_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
-      \quad (\textbf{if}\ \textit{maximize}:\ G_t \leftarrow -G_t) \\
-   &\quad \hat\beta_{2,t} \leftarrow 1 - t^{\tau}, \quad
-      \rho_t \leftarrow \min(\gamma, 1/\sqrt{t}), \quad
-      \alpha_t \leftarrow \max(\epsilon_2, \operatorname{RMS}(\theta_{t-1}))\, \rho_t \\
-   &\quad \theta_t \leftarrow \theta_{t-1} - \gamma\lambda\theta_{t-1} \\
-   &\quad \textbf{if}\ \operatorname{rank}(G_t) > 1: \\
-   &\qquad R_t \leftarrow \operatorname{lerp}(R_{t-1},\ \operatorname{mean}_{-1}(G_t^2),\
-      1 - \hat\beta_{2,t}), \quad
-      C_t \leftarrow \operatorname{lerp}(C_{t-1},\ \operatorname{mean}_{-2}(G_t^2),\
-      1 - \hat\beta_{2,t}) \\
-   &\qquad \widehat{V}_t \leftarrow R_t C_t / \max(\operatorname{mean}_{-2}(R_t), \epsilon_1) \\
-   &\quad \textbf{else}: \ \widehat{V}_t \leftarrow \operatorname{lerp}(\widehat{V}_{t-1},\
-      G_t^2,\ 1 - \hat\beta_{2,t}) \\
-   &\quad U_t \leftarrow G_t / \sqrt{\max(\widehat{V}_t, \epsilon_1^2)}, \quad
-      \widehat{U}_t \leftarrow U_t / \max(1, \operatorname{RMS}(U_t) / d) \\
-   &\quad \theta_t \leftarrow \theta_t - \alpha_t \widehat{U}_t
-   \end{aligned}
-
-:math:`\operatorname{RMS}(x) = \|x\|_2 / \sqrt{\operatorname{numel}(x)}` per parameter;
-:math:`\operatorname{mean}_{-1}` and :math:`\operatorname{mean}_{-2}` average over the last and
-the second-to-last axis (keeping it, so :math:`R_t C_t` is an outer product per matrix);
-:math:`\operatorname{lerp}(a, b, w) = a + w (b - a)`.
+The algorithm (torch's box, with its symbols) is in :func:`adafactor`'s docstring:
+``help(fnlearn.optim.adafactor)``.
 """
 
 from __future__ import annotations
@@ -89,10 +60,44 @@ def adafactor(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adafactor`.
 
-    Implements the algorithm of the module docstring (torch's, which differs from Shazeer and
-    Stern's paper where torch's docs say so: ``lr`` caps the relative step size
-    :math:`\rho_t` and scales the decoupled weight decay, and :math:`\epsilon_1` is applied
-    to the variance estimate, not to the factors). The update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \tau \text{ (beta2\_decay)}, \theta_0 \text{ (params)},
+          \epsilon_1, \epsilon_2 \text{ (eps)}, d \text{ (clipping threshold)},
+          \lambda \text{ (weight decay)}, \textit{maximize} \\
+       &\textbf{initialize}: R_0 \leftarrow 0,\ C_0 \leftarrow 0 \text{ (row and column factors,
+          params of rank} \ge 2),\ \widehat{V}_0 \leftarrow 0 \text{ (other params)} \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad G_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+          \quad (\textbf{if}\ \textit{maximize}:\ G_t \leftarrow -G_t) \\
+       &\quad \hat\beta_{2,t} \leftarrow 1 - t^{\tau}, \quad
+          \rho_t \leftarrow \min(\gamma, 1/\sqrt{t}), \quad
+          \alpha_t \leftarrow \max(\epsilon_2, \operatorname{RMS}(\theta_{t-1}))\, \rho_t \\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \gamma\lambda\theta_{t-1} \\
+       &\quad \textbf{if}\ \operatorname{rank}(G_t) > 1: \\
+       &\qquad R_t \leftarrow \operatorname{lerp}(R_{t-1},\ \operatorname{mean}_{-1}(G_t^2),\
+          1 - \hat\beta_{2,t}), \quad
+          C_t \leftarrow \operatorname{lerp}(C_{t-1},\ \operatorname{mean}_{-2}(G_t^2),\
+          1 - \hat\beta_{2,t}) \\
+       &\qquad \widehat{V}_t \leftarrow R_t C_t / \max(\operatorname{mean}_{-2}(R_t), \epsilon_1) \\
+       &\quad \textbf{else}: \ \widehat{V}_t \leftarrow \operatorname{lerp}(\widehat{V}_{t-1},\
+          G_t^2,\ 1 - \hat\beta_{2,t}) \\
+       &\quad U_t \leftarrow G_t / \sqrt{\max(\widehat{V}_t, \epsilon_1^2)}, \quad
+          \widehat{U}_t \leftarrow U_t / \max(1, \operatorname{RMS}(U_t) / d) \\
+       &\quad \theta_t \leftarrow \theta_t - \alpha_t \widehat{U}_t
+       \end{aligned}
+
+    :math:`\operatorname{RMS}(x) = \|x\|_2 / \sqrt{\operatorname{numel}(x)}` per parameter;
+    :math:`\operatorname{mean}_{-1}` and :math:`\operatorname{mean}_{-2}` average over the last
+    and the second-to-last axis (keeping it, so :math:`R_t C_t` is an outer product per matrix);
+    :math:`\operatorname{lerp}(a, b, w) = a + w (b - a)`.
+
+    This is torch's algorithm, which differs from Shazeer and Stern's paper where torch's
+    docs say so: ``lr`` caps the relative step size :math:`\rho_t` and scales the decoupled
+    weight decay, and :math:`\epsilon_1` is applied to the variance estimate, not to the
+    factors. The update returned is
     :math:`\theta_t - \theta_{t-1}`.
 
     Symbols: :math:`\gamma` = ``lr``, :math:`\tau` = ``beta2_decay``,

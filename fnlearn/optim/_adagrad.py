@@ -1,19 +1,7 @@
 r"""Adagrad with learning-rate decay: :class:`torch.optim.Adagrad`.
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \theta_0, \lambda \text{ (weight decay)},
-      \eta \text{ (lr decay)}, \tau \text{ (initial accumulator value)}, \epsilon,
-      \textit{maximize} \\
-   &\textbf{initialize}: s_0 \leftarrow \tau \text{ (sum)} \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
-      \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
-   &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
-   &\quad \tilde\gamma \leftarrow \gamma / (1 + (t - 1) \eta) \\
-   &\quad s_t \leftarrow s_{t-1} + g_t^2 \\
-   &\quad \theta_t \leftarrow \theta_{t-1} - \tilde\gamma\, g_t / (\sqrt{s_t} + \epsilon)
-   \end{aligned}
+The algorithm (torch's box, with its symbols) is in :func:`adagrad`'s docstring:
+``help(fnlearn.optim.adagrad)``.
 """
 
 from __future__ import annotations
@@ -63,7 +51,24 @@ def adagrad(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adagrad`.
 
-    Implements the algorithm of the module docstring; the update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \theta_0, \lambda \text{ (weight decay)},
+          \eta \text{ (lr decay)}, \tau \text{ (initial accumulator value)}, \epsilon,
+          \textit{maximize} \\
+       &\textbf{initialize}: s_0 \leftarrow \tau \text{ (sum)} \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+          \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
+       &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+       &\quad \tilde\gamma \leftarrow \gamma / (1 + (t - 1) \eta) \\
+       &\quad s_t \leftarrow s_{t-1} + g_t^2 \\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \tilde\gamma\, g_t / (\sqrt{s_t} + \epsilon)
+       \end{aligned}
+
+    The update returned is
     :math:`-\tilde\gamma g_t / (\sqrt{s_t} + \epsilon)`.
 
     Symbols: :math:`\gamma` = ``lr``, :math:`\eta` = ``lr_decay``, :math:`\lambda` =

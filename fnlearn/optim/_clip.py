@@ -92,6 +92,7 @@ def get_total_norm(
 
     Example::
 
+        >>> from fnlearn.optim import get_total_norm
         >>> import jax.numpy as jnp
         >>> float(get_total_norm({"a": jnp.array([3.0]), "b": jnp.array([[4.0]])}))
         5.0
@@ -176,6 +177,7 @@ def clip_grad_norm(
 
     Example::
 
+        >>> from fnlearn.optim import clip_grad_norm
         >>> import jax.numpy as jnp
         >>> clipped, norm = clip_grad_norm({"w": jnp.array([3.0, 4.0])}, max_norm=1.0)
         >>> float(norm), [round(float(x), 5) for x in clipped["w"]]
@@ -214,6 +216,7 @@ def clip_grad_value(grads: Params, clip_value: ArrayLike) -> Params:
 
     Example::
 
+        >>> from fnlearn.optim import clip_grad_value
         >>> import jax.numpy as jnp
         >>> clip_grad_value({"w": jnp.array([-3.0, 0.5, 2.0])}, 1.0)["w"]
         Array([-1. ,  0.5,  1. ], dtype=float32)
@@ -292,6 +295,7 @@ def clip_grad_value_transform(clip_value: ArrayLike) -> GradientTransformation:
 
     Example::
 
+        >>> from fnlearn.optim import clip_grad_value_transform
         >>> import jax.numpy as jnp
         >>> tx = clip_grad_value_transform(1.0)
         >>> tx.update({"w": jnp.array([-3.0, 2.0])}, tx.init(None))[0]["w"]

@@ -1,27 +1,7 @@
 r"""Muon: momentum orthogonalized by Newton-Schulz iterations (torch.optim.Muon).
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \lambda \text{ (weight decay)}, \mu \text{ (momentum)},
-      \textit{nesterov}, (a, b, c) \text{ (ns\_coefficients)}, \epsilon, k \text{ (ns\_steps)},
-      \theta_0 \in \mathbb{R}^{A \times B} \\
-   &\textbf{initialize}: B_0 \leftarrow 0 \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad G_t \leftarrow \nabla_\theta f_t(\theta_{t-1}), \quad
-      B_t \leftarrow \operatorname{lerp}(B_{t-1}, G_t, 1 - \mu) \\
-   &\quad \widetilde{B}_t \leftarrow \operatorname{lerp}(G_t, B_t, \mu)
-      \ \textbf{if}\ \textit{nesterov}\ \textbf{else}\ B_t \\
-   &\quad O_t \leftarrow \operatorname{NS}^{(a,b,c)}_k(\widetilde{B}_t; \epsilon) \\
-   &\quad \theta_t \leftarrow \theta_{t-1} (1 - \gamma\lambda) - \widetilde{\gamma}\, O_t,
-      \quad \widetilde{\gamma} = \gamma \sqrt{\max(1, A/B)}
-      \ (\texttt{"original"})\ \text{or}\ 0.2\, \gamma \sqrt{\max(A, B)}
-      \ (\texttt{"match\_rms\_adamw"})
-   \end{aligned}
-
-:math:`\operatorname{NS}`: with :math:`X` the matrix (transposed when it has more rows than
-columns), :math:`X \leftarrow X / \max(\|X\|_F, \epsilon)`, then :math:`k` times
-:math:`M \leftarrow X X^\top`, :math:`X \leftarrow a X + (b M + c M M) X`, transposed back.
-torch runs it in bfloat16 (``ns_dtype``).
+The algorithm (torch's box, with its symbols) is in :func:`muon`'s docstring:
+``help(fnlearn.optim.muon)``.
 """
 
 from __future__ import annotations
@@ -80,7 +60,32 @@ def muon(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Muon` (for 2-D parameters).
 
-    Implements the algorithm of the module docstring; the update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \lambda \text{ (weight decay)}, \mu \text{ (momentum)},
+          \textit{nesterov}, (a, b, c) \text{ (ns\_coefficients)}, \epsilon, k \text{ (ns\_steps)},
+          \theta_0 \in \mathbb{R}^{A \times B} \\
+       &\textbf{initialize}: B_0 \leftarrow 0 \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad G_t \leftarrow \nabla_\theta f_t(\theta_{t-1}), \quad
+          B_t \leftarrow \operatorname{lerp}(B_{t-1}, G_t, 1 - \mu) \\
+       &\quad \widetilde{B}_t \leftarrow \operatorname{lerp}(G_t, B_t, \mu)
+          \ \textbf{if}\ \textit{nesterov}\ \textbf{else}\ B_t \\
+       &\quad O_t \leftarrow \operatorname{NS}^{(a,b,c)}_k(\widetilde{B}_t; \epsilon) \\
+       &\quad \theta_t \leftarrow \theta_{t-1} (1 - \gamma\lambda) - \widetilde{\gamma}\, O_t,
+          \quad \widetilde{\gamma} = \gamma \sqrt{\max(1, A/B)}
+          \ (\texttt{"original"})\ \text{or}\ 0.2\, \gamma \sqrt{\max(A, B)}
+          \ (\texttt{"match\_rms\_adamw"})
+       \end{aligned}
+
+    :math:`\operatorname{NS}`: with :math:`X` the matrix (transposed when it has more rows than
+    columns), :math:`X \leftarrow X / \max(\|X\|_F, \epsilon)`, then :math:`k` times
+    :math:`M \leftarrow X X^\top`, :math:`X \leftarrow a X + (b M + c M M) X`, transposed back.
+    torch runs it in bfloat16 (``ns_dtype``).
+
+    The update returned is
     :math:`\theta_t - \theta_{t-1}`. As torch's, every parameter must be a matrix: give
     vectors, embeddings or a classifier head another optimizer with
     :func:`~fnlearn.optim.param_groups`.

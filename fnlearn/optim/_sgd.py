@@ -1,20 +1,7 @@
 r"""Stochastic gradient descent with optional (Nesterov) momentum: :class:`torch.optim.SGD`.
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \theta_0 \text{ (params)}, \lambda \text{ (weight decay)},
-      \mu \text{ (momentum)}, \tau \text{ (dampening)}, \textit{nesterov}, \textit{maximize} \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
-      \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
-   &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
-   &\quad \textbf{if}\ \mu \ne 0: \\
-   &\qquad b_t \leftarrow g_t \ \textbf{if}\ t = 1
-      \ \textbf{else}\ \mu b_{t-1} + (1 - \tau) g_t \\
-   &\qquad g_t \leftarrow g_t + \mu b_t \ \textbf{if}\ \textit{nesterov}
-      \ \textbf{else}\ b_t \\
-   &\quad \theta_t \leftarrow \theta_{t-1} - \gamma g_t
-   \end{aligned}
+The algorithm (torch's box, with its symbols) is in :func:`sgd`'s docstring:
+``help(fnlearn.optim.sgd)``.
 """
 
 from __future__ import annotations
@@ -65,7 +52,26 @@ def sgd(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.SGD`.
 
-    Implements the algorithm of the module docstring; the update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \theta_0 \text{ (params)},
+          \lambda \text{ (weight decay)}, \mu \text{ (momentum)}, \tau \text{ (dampening)},
+          \textit{nesterov}, \textit{maximize} \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+          \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
+       &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+       &\quad \textbf{if}\ \mu \ne 0: \\
+       &\qquad b_t \leftarrow g_t \ \textbf{if}\ t = 1
+          \ \textbf{else}\ \mu b_{t-1} + (1 - \tau) g_t \\
+       &\qquad g_t \leftarrow g_t + \mu b_t \ \textbf{if}\ \textit{nesterov}
+          \ \textbf{else}\ b_t \\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \gamma g_t
+       \end{aligned}
+
+    The update returned is
     :math:`-\gamma g_t` (``apply_updates`` adds it to the params).
 
     Symbols: :math:`\gamma` = ``lr``, :math:`\mu` = ``momentum``, :math:`\tau` = ``dampening``,

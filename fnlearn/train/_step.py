@@ -97,6 +97,9 @@ def make_train_step(
 
     Example::
 
+        >>> import jax.numpy as jnp
+        >>> import optax
+        >>> from fnlearn.train import TrainState, make_train_step
         >>> loss_fn = lambda p, b: jnp.mean((b[0] @ p["w"] - b[1]) ** 2)
         >>> opt = optax.sgd(0.1)
         >>> state = TrainState.create({"w": jnp.zeros((3, 1))}, opt)
@@ -195,6 +198,8 @@ def make_eval_step(
 
     Example::
 
+        >>> import jax.numpy as jnp
+        >>> from fnlearn.train import make_eval_step
         >>> loss_fn = lambda p, b: jnp.mean((b[0] @ p["w"] - b[1]) ** 2)
         >>> eval_step = make_eval_step(loss_fn)
         >>> float(eval_step({"w": jnp.ones((3, 1))}, (jnp.ones((2, 3)), jnp.zeros((2, 1))))["loss"])
