@@ -51,6 +51,14 @@ TORCH_NAMES: dict[str, str | None] = {
 }
 
 
+#: fnlearn optimizers that no optax transformation computes, and why.
+NO_OPTAX_EQUIVALENT: dict[str, str] = {
+    "sparse_adam": "torch's SparseAdam updates only the entries present in a sparse gradient "
+                   "(moments and params); optax.adam (also under optax.masked, whose mask is "
+                   "fixed) decays every entry's moments at every step",
+}
+
+
 @dataclass(frozen=True)
 class OptaxEquivalent:
     """What :func:`to_optax` returns.
@@ -380,7 +388,11 @@ def _optimizer_name(optimizer: Any) -> str:
         name = name[: -len("_transform")]
     if name in _BUILDERS:
         return name
+    if name in NO_OPTAX_EQUIVALENT:
+        raise ValueError(f"to_optax: optax has no equivalent of fnlearn.optim.{name}: "
+                         f"{NO_OPTAX_EQUIVALENT[name]}")
     by_torch_name = {t.lower(): n for n, t in TORCH_NAMES.items() if t}
+    by_torch_name.update({n.replace("_", ""): n for n in NO_OPTAX_EQUIVALENT})
     guess = by_torch_name.get(str(name).lower().rstrip("_"))
     hint = (f"; fnlearn names are torch's in snake_case: write to_optax({guess!r}, ...)"
             if guess else "")
