@@ -61,7 +61,7 @@ CASES = [
                                        "weight_decay": _log(1e-3, 1e-1)}, {}, ("lr", "eps")),
     HyperCase("asgd", "ASGD", {"lr": _log(1e-3, 1e-1), "lambd": _log(1e-5, 1e-3),
                                "alpha": _uni(0.5, 0.9), "t0": _uni(1.0, 4.0),
-                               "weight_decay": _log(1e-3, 1e-1)}, {}, ("lr", "t0")),
+                               "weight_decay": _log(1e-3, 1e-1)}, {}),
     HyperCase("rprop", "Rprop", {"lr": _log(1e-3, 1e-1)},
               {"etas": (_uni(0.3, 0.7), _uni(1.1, 1.5)),
                "step_sizes": (_log(1e-7, 1e-5), _uni(10.0, 50.0))}),
