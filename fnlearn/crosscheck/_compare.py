@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Params
-from ..optim._base import apply_updates
+from ..optim import apply_updates
 from . import _torch
 
 #: Default relative tolerance of optimizer parameters (deviation / displacement), by dtype.
