@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 #: The extra that installs each optional dependency of the training helpers.
@@ -48,7 +49,8 @@ def concrete_float(value: Any) -> float | None:
     if is_number(value):
         return float(value)
     if isinstance(value, (jax.Array, np.ndarray)) and not is_tracer(value) and value.size == 1:
-        if np.issubdtype(value.dtype, np.complexfloating) or value.dtype == np.bool_:
+        if not (jnp.issubdtype(value.dtype, jnp.integer)
+                or jnp.issubdtype(value.dtype, jnp.floating)):
             return None
         return float(np.asarray(value).reshape(()))
     return None
@@ -87,7 +89,7 @@ def hyperparameter(value: Any, arg: str, owner: str, *, schedule: bool = True) -
         return value
     if isinstance(value, (jax.Array, np.ndarray, np.generic)):
         dtype = np.dtype(value.dtype)
-        if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        if not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
             raise TypeError(f"{owner}: {arg} must be a real number, got an array of {dtype}")
         if value.size != 1:
             raise ValueError(f"{owner}: Tensor {arg} must be 1-element, got an array of shape "
