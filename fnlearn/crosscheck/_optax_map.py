@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._validate import is_number
+
 #: torch 2.13's defaults for each algorithm (fnlearn's are the same), by fnlearn name.
 TORCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
@@ -440,7 +442,7 @@ def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEqu
         if key != "lr" and callable(value):
             raise TypeError(f"to_optax({name!r}): {key} must be a number here, got a callable "
                             "(only lr may be a schedule)")
-        if isinstance(value, (float, int)) and not isinstance(value, bool) and math.isnan(value):
+        if is_number(value) and math.isnan(value):
             raise ValueError(f"to_optax({name!r}): {key} is nan")
     part, exact, reason, note = _BUILDERS[name]({**defaults, **options})
     return OptaxEquivalent(transform=part.transform, exact=exact, reason=reason,
