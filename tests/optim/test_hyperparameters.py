@@ -14,6 +14,11 @@ from fnlearn import optim
 from tests.optim.hyperparameter_cases import CASES, IDS, draw
 
 STEPS = 2
+#: cheap to compile: the default run; every optimizer in the exhaustive tier (and all of them
+#: against torch in tests/optim/test_hyperparameters_live_torch.py)
+_QUICK = {"sgd", "adam", "rprop"}
+_TIERED = [c if c.name in _QUICK else pytest.param(c, marks=pytest.mark.exhaustive)
+           for c in CASES]
 
 
 def _params(name):
@@ -56,7 +61,7 @@ def _as_arrays(values, rng):
             for k, v in values.items()}
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", _TIERED, ids=IDS)
 def test_array_hyperparameters_give_the_numbers_result(case):
     values = draw(case, np.random.default_rng(0))
     factory = _factory(case.name)
@@ -68,13 +73,7 @@ def test_array_hyperparameters_give_the_numbers_result(case):
         np.testing.assert_allclose(actual[key], expected[key], rtol=1e-10, atol=1e-14)
 
 
-#: cheap to compile: the default run; every optimizer in the exhaustive tier
-_QUICK = {"sgd", "adam", "rprop"}
-
-
-@pytest.mark.parametrize("case", [
-    c if c.name in _QUICK else pytest.param(c, marks=pytest.mark.exhaustive) for c in CASES
-], ids=IDS)
+@pytest.mark.parametrize("case", _TIERED, ids=IDS)
 def test_traced_one_element_lr_under_jit(case):
     factory = _factory(case.name)
     params = _params(case.name)
