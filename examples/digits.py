@@ -85,6 +85,7 @@ def main(
             eval_step=eval_step,
             val_data=(x_test, y_test),
             progress=progress,
+            desc=name,  # one bar per optimizer, named by it
         )
         last = history.epochs[-1]
         results[name] = {

@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._typing import Array
+from ._validate import is_int, require_extra
 from .sharding import gather
 
 _FORMAT = "fnlearn-checkpoint/1"
@@ -63,6 +64,11 @@ class Restored(NamedTuple):
     state: Any
     key: Array | None
     epoch: int
+
+
+def _orbax() -> Any:
+    """orbax.checkpoint, or an ImportError naming the extra that installs it."""
+    return require_extra("orbax.checkpoint", "fnlearn.checkpoint")
 
 
 def save(
@@ -98,11 +104,11 @@ def save(
       >>> checkpoint.available(run)
       [2, 3]
     """
-    import orbax.checkpoint as ocp
+    ocp = _orbax()
 
-    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+    if not is_int(epoch, 0):
         raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+    if keep is not None and not is_int(keep, 1):
         raise ValueError(f"keep must be a positive integer or None, got {keep!r}")
     directory = Path(directory).absolute()
     meta = {"format": _FORMAT, "epoch": int(epoch), "key": _key_to_json(key),
@@ -161,7 +167,7 @@ def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Re
       >>> state["w"].tolist(), key, epoch
       ([0.0, 1.0, 2.0], None, 1)
     """
-    import orbax.checkpoint as ocp
+    ocp = _orbax()
 
     directory = Path(directory).absolute()
     if not directory.is_dir():
@@ -319,7 +325,7 @@ def _fsync_dir(directory: Path) -> None:
 def _manager(directory: Path, *, read_only: bool = False) -> Any:
     """orbax's manager; retention is fnlearn's (:func:`_retire`), not orbax's ``max_to_keep``,
     which deletes a step file by file under its listed name."""
-    import orbax.checkpoint as ocp
+    ocp = _orbax()
 
     options = ocp.CheckpointManagerOptions(
         max_to_keep=None,

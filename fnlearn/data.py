@@ -11,6 +11,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from ._typing import Array
+from ._validate import is_int
 
 
 def iterate_batches(
@@ -72,13 +73,9 @@ def iterate_batches(
         >>> [b[1].tolist() for b in iterate_batches((x, y), 2)]
         [[0, 1], [2, 3], [4]]
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+    if not is_int(batch_size, 1):
         raise ValueError(
             f"batch_size should be a positive integer value, but got batch_size={batch_size!r}"
-        )
-    if batch_size < 1:
-        raise ValueError(
-            f"batch_size should be a positive integer value, but got batch_size={batch_size}"
         )
     if shuffle and key is None:
         raise ValueError("shuffle=True needs a JAX PRNG key: pass key=jax.random.key(seed)")

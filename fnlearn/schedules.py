@@ -42,6 +42,7 @@ import numpy as np
 from jax import lax
 
 from ._typing import Array, ArrayLike, Schedule
+from ._validate import concrete_float, hyperparameter, is_int, is_number, is_tracer
 
 __all__ = [
     "chained_scheduler",
@@ -89,27 +90,30 @@ def _kint(count: ArrayLike) -> Array:
     return jnp.asarray(count).astype(jnp.int32)
 
 
-def _is_number(x: object) -> bool:
-    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+def _concrete_max(count: ArrayLike) -> int | None:
+    """The largest step in ``count`` when it is known now (a number or a concrete array);
+    ``None`` under a trace."""
+    if is_tracer(count):
+        return None
+    values = np.asarray(count)
+    return int(values.max()) if values.size else None
 
 
 def _check_int(value: object, name: str, minimum: int) -> None:
     """``value`` must be a Python/numpy integer >= minimum."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < minimum
-    ):
+    if not is_int(value, minimum):
         what = "positive integer" if minimum == 1 else f"integer >= {minimum}"
         raise ValueError(f"Expected {what} {name}, but got {value!r}")
 
 
-def _check_nonneg(value: object, name: str) -> None:
-    """A static number must be >= 0 and not NaN; arrays and tracers pass unchecked."""
-    if _is_number(value) and (math.isnan(value) or value < 0):
+def _nonneg(value: object, name: str, owner: str) -> ArrayLike:
+    """``value`` as torch's schedulers take it (a number, or a 0-d / one-element array:
+    :func:`fnlearn._validate.hyperparameter`), checked ``>= 0`` and not NaN where concrete."""
+    value = hyperparameter(value, name, owner, schedule=False)
+    v = concrete_float(value)
+    if v is not None and (math.isnan(v) or v < 0):
         raise ValueError(f"Expected non-negative {name}, but got {value!r}")
-    if not _is_number(value) and not isinstance(value, (jax.Array, np.ndarray)):
-        raise TypeError(f"{name} must be a number or a scalar array, got {type(value).__name__}")
+    return value
 
 
 def _check_callable(fn: object, name: str) -> None:
@@ -138,6 +142,7 @@ def step_lr(lr: ArrayLike, step_size: int, gamma: float = 0.1) -> Schedule:
 
     Example::
 
+        >>> from fnlearn.schedules import step_lr
         >>> s = step_lr(1.0, step_size=3, gamma=0.1)
         >>> [round(float(s(k)), 3) for k in (0, 2, 3, 6)]
         [1.0, 1.0, 0.1, 0.01]
@@ -146,9 +151,9 @@ def step_lr(lr: ArrayLike, step_size: int, gamma: float = 0.1) -> Schedule:
     staircase=True)``. torch applies the decay recursively (``lr *= gamma``); the closed form
     differs from it by rounding only (a few ulps).
     """
-    _check_nonneg(lr, "lr")
+    lr = _nonneg(lr, "lr", "step_lr")
     _check_int(step_size, "step_size", 1)
-    _check_nonneg(gamma, "gamma")
+    gamma = _nonneg(gamma, "gamma", "step_lr")
 
     def schedule(count: ArrayLike) -> Array:
         return _f(lr) * _f(gamma) ** jnp.floor_divide(_k(count), step_size)
@@ -175,6 +180,7 @@ def multi_step_lr(lr: ArrayLike, milestones: Sequence[int], gamma: float = 0.1) 
 
     Example::
 
+        >>> from fnlearn.schedules import multi_step_lr
         >>> s = multi_step_lr(1.0, milestones=[2, 4], gamma=0.5)
         >>> [float(s(k)) for k in range(6)]
         [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
@@ -182,11 +188,11 @@ def multi_step_lr(lr: ArrayLike, milestones: Sequence[int], gamma: float = 0.1) 
     optax equivalent (exact): ``optax.piecewise_constant_schedule(lr, {m: gamma ** n})`` with
     repeated milestones merged into ``gamma ** n``.
     """
-    _check_nonneg(lr, "lr")
+    lr = _nonneg(lr, "lr", "multi_step_lr")
     milestones = list(milestones)
     for m in milestones:
         _check_int(m, "milestone", 0)
-    _check_nonneg(gamma, "gamma")
+    gamma = _nonneg(gamma, "gamma", "multi_step_lr")
     ms = sorted(int(m) for m in milestones)
 
     def schedule(count: ArrayLike) -> Array:
@@ -215,6 +221,7 @@ def constant_lr(lr: ArrayLike, factor: float = 1.0 / 3, total_iters: int = 5) ->
 
     Example::
 
+        >>> from fnlearn.schedules import constant_lr
         >>> s = constant_lr(1.0, factor=0.5, total_iters=2)
         >>> [float(s(k)) for k in range(4)]
         [0.5, 0.5, 1.0, 1.0]
@@ -228,8 +235,8 @@ def constant_lr(lr: ArrayLike, factor: float = 1.0 / 3, total_iters: int = 5) ->
        ``ZeroDivisionError`` at step ``total_iters``; fnlearn rejects ``total_iters < 1`` and
        returns ``lr`` from ``total_iters`` on for any ``factor``.
     """
-    _check_nonneg(lr, "lr")
-    if _is_number(factor) and (factor > 1.0 or factor < 0):
+    lr = _nonneg(lr, "lr", "constant_lr")
+    if is_number(factor) and (factor > 1.0 or factor < 0):
         raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
     _check_int(total_iters, "total_iters", 1)
 
@@ -265,6 +272,7 @@ def linear_lr(
 
     Example::
 
+        >>> from fnlearn.schedules import linear_lr
         >>> s = linear_lr(1.0, start_factor=0.25, end_factor=1.0, total_iters=3)
         >>> [float(s(k)) for k in range(5)]
         [0.25, 0.5, 0.75, 1.0, 1.0]
@@ -274,12 +282,12 @@ def linear_lr(
     rounding only; with ``total_iters=0`` torch keeps ``lr * start_factor`` forever, which
     fnlearn rejects.
     """
-    _check_nonneg(lr, "lr")
-    if _is_number(start_factor) and (start_factor > 1.0 or start_factor <= 0):
+    lr = _nonneg(lr, "lr", "linear_lr")
+    if is_number(start_factor) and (start_factor > 1.0 or start_factor <= 0):
         raise ValueError(
             "Starting multiplicative factor expected to be greater than 0 and less or equal to 1."
         )
-    if _is_number(end_factor) and (end_factor > 1.0 or end_factor < 0):
+    if is_number(end_factor) and (end_factor > 1.0 or end_factor < 0):
         raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
     _check_int(total_iters, "total_iters", 1)
 
@@ -306,14 +314,15 @@ def exponential_lr(lr: ArrayLike, gamma: float) -> Schedule:
 
     Example::
 
+        >>> from fnlearn.schedules import exponential_lr
         >>> s = exponential_lr(1.0, gamma=0.5)
         >>> [float(s(k)) for k in range(4)]
         [1.0, 0.5, 0.25, 0.125]
 
     optax equivalent (exact up to rounding): ``optax.exponential_decay(lr, 1, gamma)``.
     """
-    _check_nonneg(lr, "lr")
-    _check_nonneg(gamma, "gamma")
+    lr = _nonneg(lr, "lr", "exponential_lr")
+    gamma = _nonneg(gamma, "gamma", "exponential_lr")
 
     def schedule(count: ArrayLike) -> Array:
         return _f(lr) * _f(gamma) ** _k(count)
@@ -340,6 +349,7 @@ def polynomial_lr(lr: ArrayLike, total_iters: int = 5, power: float = 1.0) -> Sc
 
     Example::
 
+        >>> from fnlearn.schedules import polynomial_lr
         >>> s = polynomial_lr(1.0, total_iters=4, power=2.0)
         >>> [float(s(k)) for k in range(6)]
         [1.0, 0.5625, 0.25, 0.0625, 0.0, 0.0]
@@ -347,9 +357,9 @@ def polynomial_lr(lr: ArrayLike, total_iters: int = 5, power: float = 1.0) -> Sc
     optax equivalent (exact up to rounding): ``optax.polynomial_schedule(lr, 0.0, power,
     total_iters)``.
     """
-    _check_nonneg(lr, "lr")
+    lr = _nonneg(lr, "lr", "polynomial_lr")
     _check_int(total_iters, "total_iters", 1)
-    _check_nonneg(power, "power")
+    power = _nonneg(power, "power", "polynomial_lr")
 
     def schedule(count: ArrayLike) -> Array:
         # (T - min(k, T)) / T is exactly 0 at k = T (XLA may turn 1 - k / T into
@@ -384,6 +394,7 @@ def cosine_annealing_lr(lr: ArrayLike, T_max: int, eta_min: float = 0.0) -> Sche
 
     Example::
 
+        >>> from fnlearn.schedules import cosine_annealing_lr
         >>> s = cosine_annealing_lr(1.0, T_max=2)
         >>> [round(float(s(k)), 6) for k in range(5)]
         [1.0, 0.5, 0.0, 0.5, 1.0]
@@ -394,10 +405,10 @@ def cosine_annealing_lr(lr: ArrayLike, T_max: int, eta_min: float = 0.0) -> Sche
        schedule that stops at ``eta_min``, use ``sequential_lr([cosine_annealing_lr(...),
        lambda k: eta_min], [T_max])`` or the optax schedule.
     """
-    _check_nonneg(lr, "lr")
-    if not _is_number(T_max) or T_max <= 0:
+    lr = _nonneg(lr, "lr", "cosine_annealing_lr")
+    if not is_number(T_max) or T_max <= 0:
         raise ValueError(f"Expected positive T_max, but got {T_max!r}")
-    _check_nonneg(eta_min, "eta_min")
+    eta_min = _nonneg(eta_min, "eta_min", "cosine_annealing_lr")
 
     def schedule(count: ArrayLike) -> Array:
         eta = _f(eta_min)
@@ -432,6 +443,7 @@ def cosine_annealing_warm_restarts(
 
     Example::
 
+        >>> from fnlearn.schedules import cosine_annealing_warm_restarts
         >>> s = cosine_annealing_warm_restarts(1.0, T_0=2, T_mult=2)
         >>> [round(float(s(k)), 4) for k in range(7)]
         [1.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 1.0]
@@ -440,12 +452,12 @@ def cosine_annealing_warm_restarts(
     peak_value=lr, warmup_steps=0, decay_steps=T_i, end_value=eta_min) for each cycle])``,
     which needs the cycles listed up to the last step.
     """
-    _check_nonneg(lr, "lr")
-    if isinstance(T_0, bool) or not isinstance(T_0, (int, np.integer)) or T_0 <= 0:
+    lr = _nonneg(lr, "lr", "cosine_annealing_warm_restarts")
+    if not is_int(T_0, 1):
         raise ValueError(f"Expected positive integer T_0, but got {T_0}")
-    if isinstance(T_mult, bool) or not isinstance(T_mult, (int, np.integer)) or T_mult < 1:
+    if not is_int(T_mult, 1):
         raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
-    if not _is_number(eta_min):
+    if not is_number(eta_min):
         raise ValueError(
             f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}"
         )
@@ -483,9 +495,9 @@ def _cyclic(
     scale_mode: str,
 ) -> Callable[[ArrayLike], tuple[Array, Array]]:
     """The shared cycle of CyclicLR: ``k -> (scale_factor, scale)``, torch's two factors."""
-    if not _is_number(step_size_up) or step_size_up <= 0:
+    if not is_number(step_size_up) or step_size_up <= 0:
         raise ValueError(f"Expected positive step_size_up, but got {step_size_up!r}")
-    if step_size_down is not None and (not _is_number(step_size_down) or step_size_down < 0):
+    if step_size_down is not None and (not is_number(step_size_down) or step_size_down < 0):
         raise ValueError(f"Expected non-negative step_size_down, but got {step_size_down!r}")
     if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
         raise ValueError("mode is invalid and scale_fn is None")
@@ -496,7 +508,7 @@ def _cyclic(
     else:
         # torch ignores scale_mode for the built-in modes
         scale_mode = "iterations" if mode == "exp_range" else "cycle"
-    _check_nonneg(gamma, "gamma")
+    gamma = _nonneg(gamma, "gamma", "cyclic_lr")
     up = float(step_size_up)
     down = float(step_size_down) if step_size_down is not None else up
     total = up + down
@@ -565,6 +577,7 @@ def cyclic_lr(
 
     Example::
 
+        >>> from fnlearn.schedules import cyclic_lr
         >>> s = cyclic_lr(0.1, 1.0, step_size_up=2, mode="triangular2")
         >>> [round(float(s(k)), 3) for k in range(9)]
         [0.1, 0.55, 1.0, 0.55, 0.1, 0.325, 0.55, 0.325, 0.1]
@@ -577,8 +590,8 @@ def cyclic_lr(
        ``adam(lr=cyclic_lr(...), betas=(cyclic_momentum(...), 0.999))``. optax has no
        cyclic schedule.
     """
-    _check_nonneg(base_lr, "base_lr")
-    _check_nonneg(max_lr, "max_lr")
+    base_lr = _nonneg(base_lr, "base_lr", "cyclic_lr")
+    max_lr = _nonneg(max_lr, "max_lr", "cyclic_lr")
     factors = _cyclic(step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode)
 
     def schedule(count: ArrayLike) -> Array:
@@ -621,12 +634,13 @@ def cyclic_momentum(
 
     Example::
 
+        >>> from fnlearn.schedules import cyclic_momentum
         >>> m = cyclic_momentum(0.8, 0.9, step_size_up=2)
         >>> [round(float(m(k)), 3) for k in range(5)]
         [0.9, 0.85, 0.8, 0.85, 0.9]
     """
-    _check_nonneg(base_momentum, "base_momentum")
-    _check_nonneg(max_momentum, "max_momentum")
+    base_momentum = _nonneg(base_momentum, "base_momentum", "cyclic_momentum")
+    max_momentum = _nonneg(max_momentum, "max_momentum", "cyclic_momentum")
     factors = _cyclic(step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode)
 
     def schedule(count: ArrayLike) -> Array:
@@ -652,23 +666,19 @@ def _one_cycle(
 ) -> Schedule:
     """OneCycleLR's phases, in torch's order of checks; values are the phase end points."""
     if total_steps is not None:
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= 0:
+        if not is_int(total_steps, 1):
             raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
     elif epochs is not None and steps_per_epoch is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+        if not is_int(epochs, 1):
             raise ValueError(f"Expected positive integer epochs, but got {epochs}")
-        if (
-            isinstance(steps_per_epoch, bool)
-            or not isinstance(steps_per_epoch, int)
-            or steps_per_epoch <= 0
-        ):
+        if not is_int(steps_per_epoch, 1):
             raise ValueError(
                 f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}"
             )
         total_steps = epochs * steps_per_epoch
     else:
         raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-    if not _is_number(pct_start) or pct_start < 0 or pct_start > 1:
+    if not is_number(pct_start) or pct_start < 0 or pct_start > 1:
         raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
     if anneal_strategy not in ("cos", "linear"):
         raise ValueError(
@@ -702,7 +712,12 @@ def _one_cycle(
         return start * (1 - pct) + end * pct
 
     def schedule(count: ArrayLike) -> Array:
-        # torch raises past total_steps; the schedule holds its value at total_steps
+        # torch raises past total_steps; so does a concrete step here. A traced step (under
+        # jit) cannot raise: the schedule holds its value at total_steps
+        last = _concrete_max(count)
+        if last is not None and last > total_steps:
+            raise ValueError(f"Tried to step {last} times. The specified number of total "
+                             f"steps is {total_steps}")
         k = jnp.minimum(_k(count), total_steps)
         value = None
         for i in reversed(range(len(ends))):
@@ -762,11 +777,14 @@ def one_cycle_lr(
         three_phase: use the three-phase schedule of the paper (fastai's two-phase default).
 
     Returns:
-        A schedule ``k -> lr``, equal to torch's for ``k = 0, ..., total_steps``; torch raises
-        when stepped further, the schedule holds its value at ``total_steps``.
+        A schedule ``k -> lr``, equal to torch's for ``k = 0, ..., total_steps``. Past the
+        end, a concrete step raises torch's ``ValueError`` ("Tried to step k times. The
+        specified number of total steps is T"); a traced step (under ``jit``) cannot raise,
+        and there the schedule holds its value at ``total_steps``.
 
     Example::
 
+        >>> from fnlearn.schedules import one_cycle_lr
         >>> s = one_cycle_lr(1.0, total_steps=10, pct_start=0.5, anneal_strategy="linear",
         ...                  div_factor=10.0, final_div_factor=10.0)
         >>> [round(float(s(k)), 3) for k in (0, 2, 4, 6, 9)]
@@ -788,10 +806,10 @@ def one_cycle_lr(
         Smith & Topin, 2017. `Super-Convergence: Very Fast Training of Neural Networks Using
         Large Learning Rates <https://arxiv.org/abs/1708.07120>`_.
     """
-    _check_nonneg(max_lr, "max_lr")
-    if not _is_number(div_factor) or div_factor <= 0:
+    max_lr = _nonneg(max_lr, "max_lr", "one_cycle_lr")
+    if not is_number(div_factor) or div_factor <= 0:
         raise ValueError(f"Expected positive div_factor, but got {div_factor!r}")
-    if not _is_number(final_div_factor) or final_div_factor <= 0:
+    if not is_number(final_div_factor) or final_div_factor <= 0:
         raise ValueError(f"Expected positive final_div_factor, but got {final_div_factor!r}")
     initial = max_lr / div_factor
     minimum = initial / final_div_factor
@@ -836,12 +854,13 @@ def one_cycle_momentum(
 
     Example::
 
+        >>> from fnlearn.schedules import one_cycle_momentum
         >>> m = one_cycle_momentum(total_steps=10, pct_start=0.5, anneal_strategy="linear")
         >>> [round(float(m(k)), 3) for k in (0, 2, 4, 9)]
         [0.95, 0.9, 0.85, 0.95]
     """
-    _check_nonneg(base_momentum, "base_momentum")
-    _check_nonneg(max_momentum, "max_momentum")
+    base_momentum = _nonneg(base_momentum, "base_momentum", "one_cycle_momentum")
+    max_momentum = _nonneg(max_momentum, "max_momentum", "one_cycle_momentum")
     return _one_cycle(
         total_steps,
         epochs,
@@ -875,6 +894,7 @@ def lambda_lr(lr: ArrayLike, lr_lambda: Callable[[Array], ArrayLike]) -> Schedul
 
     Example::
 
+        >>> from fnlearn.schedules import lambda_lr
         >>> import jax.numpy as jnp
         >>> s = lambda_lr(0.5, lambda k: jnp.minimum(1.0, (k + 1) / 4))
         >>> [float(s(k)) for k in range(5)]
@@ -882,7 +902,7 @@ def lambda_lr(lr: ArrayLike, lr_lambda: Callable[[Array], ArrayLike]) -> Schedul
 
     optax equivalent: ``lambda k: lr * f(k)`` (exact).
     """
-    _check_nonneg(lr, "lr")
+    lr = _nonneg(lr, "lr", "lambda_lr")
     _check_callable(lr_lambda, "lr_lambda")
 
     def schedule(count: ArrayLike) -> Array:
@@ -911,13 +931,14 @@ def multiplicative_lr(lr: ArrayLike, lr_lambda: Callable[[Array], ArrayLike]) ->
 
     Example::
 
+        >>> from fnlearn.schedules import multiplicative_lr
         >>> s = multiplicative_lr(1.0, lambda i: 0.5)
         >>> [float(s(k)) for k in range(4)]
         [1.0, 0.5, 0.25, 0.125]
 
     No optax equivalent (optax has no cumulative-product schedule).
     """
-    _check_nonneg(lr, "lr")
+    lr = _nonneg(lr, "lr", "multiplicative_lr")
     _check_callable(lr_lambda, "lr_lambda")
 
     def schedule(count: ArrayLike) -> Array:
@@ -952,6 +973,7 @@ def sequential_lr(schedulers: Sequence[Schedule], milestones: Sequence[int]) -> 
 
     Example::
 
+        >>> from fnlearn.schedules import exponential_lr, linear_lr, sequential_lr
         >>> warmup = linear_lr(1.0, start_factor=0.5, total_iters=2)
         >>> decay = exponential_lr(1.0, gamma=0.5)
         >>> s = sequential_lr([warmup, decay], milestones=[2])
@@ -1022,6 +1044,7 @@ def chained_scheduler(lr: ArrayLike, schedulers: Sequence[Schedule]) -> Schedule
 
     Example::
 
+        >>> from fnlearn.schedules import chained_scheduler, constant_lr, exponential_lr
         >>> s = chained_scheduler(1.0, [constant_lr(1.0, factor=0.5, total_iters=2),
         ...                             exponential_lr(1.0, gamma=0.9)])
         >>> [round(float(s(k)), 4) for k in range(4)]
@@ -1050,7 +1073,7 @@ def chained_scheduler(lr: ArrayLike, schedulers: Sequence[Schedule]) -> Schedule
                 f"ChainedScheduler at index {i} should be a schedule (a function of the "
                 f"step), but got {type(s).__name__}"
             )
-    _check_nonneg(lr, "lr")
+    lr = _nonneg(lr, "lr", "chained_scheduler")
 
     def schedule(count: ArrayLike) -> Array:
         base = _f(lr)
@@ -1092,17 +1115,17 @@ def swa_lr(
 
     Example::
 
+        >>> from fnlearn.schedules import swa_lr
         >>> s = swa_lr(1.0, swa_lr=0.5, anneal_epochs=2, anneal_strategy="linear")
         >>> [float(s(k)) for k in range(4)]
         [1.0, 0.75, 0.5, 0.5]
     """
-    _check_nonneg(lr, "lr")
-    _check_nonneg(swa_lr, "swa_lr")
+    lr = _nonneg(lr, "lr", "swa_lr")
+    swa_lr = _nonneg(swa_lr, "swa_lr", "swa_lr")
     if anneal_strategy not in ("cos", "linear"):
         raise ValueError(
             f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
-    if isinstance(anneal_epochs, bool) or not isinstance(anneal_epochs, (int, np.integer)) \
-            or anneal_epochs < 0:
+    if not is_int(anneal_epochs, 0):
         raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
 
     def schedule(count: ArrayLike) -> Array:

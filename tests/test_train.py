@@ -409,3 +409,71 @@ def test_history_plot_writes_a_png(tmp_path):
     other = train.History(loss=[2.0, -1.0], epochs=[{"epoch": 1, "step": 2, "train_loss": 0.5}])
     path = train.plot_histories({"a": history, "b": other}, tmp_path / "two.png")
     assert path.stat().st_size > 1000
+
+
+def test_reusing_a_donated_state_says_what_happened_and_how_to_opt_out():
+    """donate=True uses the state up; calling the step on it again is our ValueError (what
+    happened, donate=False), never XLA's "Buffer has been deleted or donated"."""
+    opt = optax.sgd(0.1)
+    step = make_train_step(_mse, opt)
+    state = TrainState.create(_params(), opt)
+    new_state, _ = step(state, _data())
+    message = r"donated to an earlier call.*make_train_step\(\.\.\., donate=False\)"
+    with pytest.raises(ValueError, match=message) as info:
+        step(state, _data())
+    assert "Buffer" not in str(info.value) and info.value.__cause__ is None
+    # only the params reused (a fresh counter): XLA's error is translated too
+    with pytest.raises(ValueError, match=message):
+        step(state._replace(step=jnp.zeros((), jnp.int32)), _data())
+    step(new_state, _data())  # the returned state goes on
+    keep = make_train_step(_mse, opt, donate=False)
+    state = TrainState.create(_params(), opt)
+    a, _ = keep(state, _data())
+    b, _ = keep(state, _data())
+    assert _bits(a) == _bits(b)
+
+
+def test_fit_bar_names_the_run_and_counts_a_step_once_computed(capsys):
+    """The bar is named by desc and counts step i once its loss is ready (the host waits
+    for it while step i + 1 runs): steps/s is the rate of computation, not of dispatch."""
+    log = []
+
+    class Loss:
+        def __init__(self, k):
+            self.k = k
+
+        def __float__(self):
+            log.append(("ready", self.k))
+            return 1.0
+
+    def step(state, batch):
+        log.append(("dispatch", len([e for e in log if e[0] == "dispatch"])))
+        return state, {"loss": Loss(log[-1][1])}
+
+    train.fit(step, None, _data(n=12), epochs=1, batch_size=4, shuffle=False, progress=True,
+              desc="Adam")
+    err = capsys.readouterr().err
+    assert "Adam epoch 1/1" in err and "3/3" in err and "step/s" in err
+    assert log[:6] == [("dispatch", 0), ("dispatch", 1), ("ready", 0), ("dispatch", 2),
+                       ("ready", 1), ("ready", 2)]
+
+
+def test_optional_dependencies_name_the_train_extra(monkeypatch, tmp_path):
+    import sys
+
+    from fnlearn import checkpoint
+
+    extra = r'pip install "fnlearn\[train\]"'
+    opt = optax.sgd(0.1)
+    for module in ("tqdm", "matplotlib.figure", "orbax.checkpoint"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(ImportError, match=rf"fit\(progress=True\) needs tqdm.*{extra}"):
+        train.fit(make_train_step(_mse, opt), TrainState.create(_params(), opt), _data(),
+                  epochs=1, batch_size=4, shuffle=False, progress=True)
+    # progress=None (a bar only where one can be shown) trains without tqdm
+    train.fit(make_train_step(_mse, opt), TrainState.create(_params(), opt), _data(),
+              epochs=1, batch_size=4, shuffle=False)
+    with pytest.raises(ImportError, match=rf"plot_histories needs matplotlib.*{extra}"):
+        train.History(loss=[1.0]).plot(tmp_path / "x.png")
+    with pytest.raises(ImportError, match=rf"fnlearn.checkpoint needs orbax.*{extra}"):
+        checkpoint.save(tmp_path / "run", {"w": jnp.ones(2)}, key=None, epoch=1)

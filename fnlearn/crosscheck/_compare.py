@@ -541,6 +541,7 @@ def compare(
 
     Example::
 
+        >>> import jax.numpy as jnp
         >>> import optax, fnlearn.crosscheck as cc
         >>> r = cc.compare(optax.rmsprop(1e-2, decay=0.99, eps_in_sqrt=False),
         ...                optax.rmsprop(1e-2, decay=0.99), {"w": jnp.zeros(3)}, steps=20)
@@ -730,6 +731,7 @@ def compare_losses(
 
     Example::
 
+        >>> import jax.numpy as jnp
         >>> import optax, fnlearn.crosscheck as cc
         >>> x, y = jnp.ones((4, 3)), jnp.zeros((4, 3))
         >>> mse = lambda x, y: jnp.mean((x - y) ** 2)

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._validate import is_number
+
 #: torch 2.13's defaults for each algorithm (fnlearn's are the same), by fnlearn name.
 TORCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
@@ -51,6 +53,14 @@ TORCH_NAMES: dict[str, str | None] = {
 }
 
 
+#: fnlearn optimizers that no optax transformation computes, and why.
+NO_OPTAX_EQUIVALENT: dict[str, str] = {
+    "sparse_adam": "torch's SparseAdam updates only the entries present in a sparse gradient "
+                   "(moments and params); optax.adam (also under optax.masked, whose mask is "
+                   "fixed) decays every entry's moments at every step",
+}
+
+
 @dataclass(frozen=True)
 class OptaxEquivalent:
     """What :func:`to_optax` returns.
@@ -69,6 +79,11 @@ class OptaxEquivalent:
     reason: str
     expression: str
     note: str = ""
+
+    def __repr__(self) -> str:
+        # the transform's own repr is two function addresses; its source text says what it is
+        return (f"OptaxEquivalent(transform=<{self.expression}>, exact={self.exact}, "
+                f"reason={self.reason!r}, note={self.note!r})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,6 +377,31 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], _Result]] = {
 }
 
 
+def _optimizer_name(optimizer: Any) -> str:
+    """The fnlearn name ``optimizer`` stands for, or an error that says what to write."""
+    if isinstance(optimizer, (optax.GradientTransformation, tuple)) and not callable(optimizer):
+        raise TypeError(
+            "to_optax takes an optimizer's name or factory and its options, not a built "
+            "optimizer (fnlearn optimizers are plain (init, update) pairs that do not remember "
+            "their arguments): write to_optax('adam', lr=1e-3) or "
+            "to_optax(fnlearn.optim.adam, lr=1e-3) for adam(lr=1e-3)")
+    name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", None)
+    if isinstance(name, str) and name.endswith("_transform"):  # fnlearn.optim.clip_*_transform
+        name = name[: -len("_transform")]
+    if name in _BUILDERS:
+        return name
+    if name in NO_OPTAX_EQUIVALENT:
+        raise ValueError(f"to_optax: optax has no equivalent of fnlearn.optim.{name}: "
+                         f"{NO_OPTAX_EQUIVALENT[name]}")
+    by_torch_name = {t.lower(): n for n, t in TORCH_NAMES.items() if t}
+    by_torch_name.update({n.replace("_", ""): n for n in NO_OPTAX_EQUIVALENT})
+    guess = by_torch_name.get(str(name).lower().rstrip("_"))
+    hint = (f"; fnlearn names are torch's in snake_case: write to_optax({guess!r}, ...)"
+            if guess else "")
+    raise ValueError(f"to_optax: unknown optimizer {optimizer!r}{hint}; known: "
+                     f"{', '.join(sorted(_BUILDERS))}")
+
+
 def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEquivalent:
     """The optax transformation computing the same update as an fnlearn optimizer.
 
@@ -383,16 +423,12 @@ def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEqu
 
     Example::
 
+        >>> from fnlearn.crosscheck import to_optax
         >>> eq = to_optax("rmsprop", lr=1e-2, momentum=0.9)
         >>> eq.exact, eq.expression
         (True, 'optax.rmsprop(0.01, decay=0.99, eps=1e-08, eps_in_sqrt=False, momentum=0.9)')
     """
-    name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", None)
-    if isinstance(name, str) and name.endswith("_transform"):  # fnlearn.optim.clip_*_transform
-        name = name[: -len("_transform")]
-    if name not in _BUILDERS:
-        raise ValueError(f"to_optax: unknown optimizer {optimizer!r}; known: "
-                         f"{', '.join(sorted(_BUILDERS))}")
+    name = _optimizer_name(optimizer)
     defaults = TORCH_DEFAULTS[name]
     if "fused" in options and name in TORCH_NAMES and TORCH_NAMES[name]:
         # fused=True changes where the update runs, not what it computes
@@ -406,7 +442,7 @@ def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEqu
         if key != "lr" and callable(value):
             raise TypeError(f"to_optax({name!r}): {key} must be a number here, got a callable "
                             "(only lr may be a schedule)")
-        if isinstance(value, (float, int)) and not isinstance(value, bool) and math.isnan(value):
+        if is_number(value) and math.isnan(value):
             raise ValueError(f"to_optax({name!r}): {key} is nan")
     part, exact, reason, note = _BUILDERS[name]({**defaults, **options})
     return OptaxEquivalent(transform=part.transform, exact=exact, reason=reason,

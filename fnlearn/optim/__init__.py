@@ -31,6 +31,7 @@ from ._radam import RAdamState, radam
 from ._rmsprop import RMSpropState, rmsprop
 from ._rprop import RpropState, rprop
 from ._sgd import SGDState, sgd
+from ._sparse_adam import IndexedRows, SparseAdamState, sparse_adam
 
 __all__ = [
     "FusedGradientTransformation",
@@ -63,6 +64,9 @@ __all__ = [
     "nadam",
     "radam",
     "rprop",
+    "IndexedRows",
+    "SparseAdamState",
+    "sparse_adam",
     "ClipGradNormState",
     "FROZEN",
     "LBFGS",

@@ -8,13 +8,15 @@ import jax
 import jax.numpy as jnp
 
 from .._typing import Array, Params, ScalarOrSchedule
+from .._validate import check_range
 from ._base import (
     GradientTransformation,
     check_nonnegative,
-    compute_dtype,
-    is_static,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     require_params,
+    scalar_dtype,
 )
 from ._fused import AdadeltaScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
@@ -35,6 +37,7 @@ class AdadeltaState(NamedTuple):
     acc_delta: Params
 
 
+@optimizer_factory
 def adadelta(
     lr: ScalarOrSchedule = 1.0,
     rho: ScalarOrSchedule = 0.9,
@@ -106,9 +109,10 @@ def adadelta(
         Zeiler, `ADADELTA: An Adaptive Learning Rate Method
         <https://arxiv.org/abs/1212.5701>`_.
     """
+    lr, rho, eps, weight_decay = hyperparameters(
+        "adadelta", lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
     check_nonnegative(lr, "learning rate")
-    if is_static(rho) and not 0.0 <= rho <= 1.0:
-        raise ValueError(f"Invalid rho value: {rho}")
+    check_range(rho, "Invalid rho value", lambda v: 0.0 <= v <= 1.0)
     check_nonnegative(eps, "epsilon value")
     check_nonnegative(weight_decay, "weight_decay value")
     l2 = not is_zero(weight_decay)
@@ -122,7 +126,7 @@ def adadelta(
         if l2:
             params = require_params(params, "adadelta", "weight_decay != 0")
         # Per-step scalars, in the compute dtype (never below float32).
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         count = state.step
         gamma = resolve(lr, count, dtype)
         r = resolve(rho, count, dtype)

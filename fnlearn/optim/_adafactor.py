@@ -1,42 +1,13 @@
 r"""Adafactor: second moments factored into row and column means (torch.optim.Adafactor).
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \tau \text{ (beta2\_decay)}, \theta_0 \text{ (params)},
-      \epsilon_1, \epsilon_2 \text{ (eps)}, d \text{ (clipping threshold)},
-      \lambda \text{ (weight decay)}, \textit{maximize} \\
-   &\textbf{initialize}: R_0 \leftarrow 0,\ C_0 \leftarrow 0 \text{ (row and column factors,
-      params of rank} \ge 2),\ \widehat{V}_0 \leftarrow 0 \text{ (other params)} \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad G_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
-      \quad (\textbf{if}\ \textit{maximize}:\ G_t \leftarrow -G_t) \\
-   &\quad \hat\beta_{2,t} \leftarrow 1 - t^{\tau}, \quad
-      \rho_t \leftarrow \min(\gamma, 1/\sqrt{t}), \quad
-      \alpha_t \leftarrow \max(\epsilon_2, \operatorname{RMS}(\theta_{t-1}))\, \rho_t \\
-   &\quad \theta_t \leftarrow \theta_{t-1} - \gamma\lambda\theta_{t-1} \\
-   &\quad \textbf{if}\ \operatorname{rank}(G_t) > 1: \\
-   &\qquad R_t \leftarrow \operatorname{lerp}(R_{t-1},\ \operatorname{mean}_{-1}(G_t^2),\
-      1 - \hat\beta_{2,t}), \quad
-      C_t \leftarrow \operatorname{lerp}(C_{t-1},\ \operatorname{mean}_{-2}(G_t^2),\
-      1 - \hat\beta_{2,t}) \\
-   &\qquad \widehat{V}_t \leftarrow R_t C_t / \max(\operatorname{mean}_{-2}(R_t), \epsilon_1) \\
-   &\quad \textbf{else}: \ \widehat{V}_t \leftarrow \operatorname{lerp}(\widehat{V}_{t-1},\
-      G_t^2,\ 1 - \hat\beta_{2,t}) \\
-   &\quad U_t \leftarrow G_t / \sqrt{\max(\widehat{V}_t, \epsilon_1^2)}, \quad
-      \widehat{U}_t \leftarrow U_t / \max(1, \operatorname{RMS}(U_t) / d) \\
-   &\quad \theta_t \leftarrow \theta_t - \alpha_t \widehat{U}_t
-   \end{aligned}
-
-:math:`\operatorname{RMS}(x) = \|x\|_2 / \sqrt{\operatorname{numel}(x)}` per parameter;
-:math:`\operatorname{mean}_{-1}` and :math:`\operatorname{mean}_{-2}` average over the last and
-the second-to-last axis (keeping it, so :math:`R_t C_t` is an outer product per matrix);
-:math:`\operatorname{lerp}(a, b, w) = a + w (b - a)`.
+The algorithm (torch's box, with its symbols) is in :func:`adafactor`'s docstring:
+``help(fnlearn.optim.adafactor)``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,14 +15,16 @@ import numpy as np
 
 from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
+from .._validate import check_range, hyperparameter
 from ._base import (
     GradientTransformation,
-    compute_dtype,
-    is_static,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     per_parameter,
     reject_complex,
     require_params,
+    scalar_dtype,
     torch_lerp,
 )
 from ._schedule import resolve
@@ -75,6 +48,7 @@ class AdafactorState(NamedTuple):
     variance: Params | None
 
 
+@optimizer_factory
 def adafactor(
     lr: ScalarOrSchedule = 1e-2,
     beta2_decay: float = -0.8,
@@ -86,10 +60,44 @@ def adafactor(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adafactor`.
 
-    Implements the algorithm of the module docstring (torch's, which differs from Shazeer and
-    Stern's paper where torch's docs say so: ``lr`` caps the relative step size
-    :math:`\rho_t` and scales the decoupled weight decay, and :math:`\epsilon_1` is applied
-    to the variance estimate, not to the factors). The update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \tau \text{ (beta2\_decay)}, \theta_0 \text{ (params)},
+          \epsilon_1, \epsilon_2 \text{ (eps)}, d \text{ (clipping threshold)},
+          \lambda \text{ (weight decay)}, \textit{maximize} \\
+       &\textbf{initialize}: R_0 \leftarrow 0,\ C_0 \leftarrow 0 \text{ (row and column factors,
+          params of rank} \ge 2),\ \widehat{V}_0 \leftarrow 0 \text{ (other params)} \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad G_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+          \quad (\textbf{if}\ \textit{maximize}:\ G_t \leftarrow -G_t) \\
+       &\quad \hat\beta_{2,t} \leftarrow 1 - t^{\tau}, \quad
+          \rho_t \leftarrow \min(\gamma, 1/\sqrt{t}), \quad
+          \alpha_t \leftarrow \max(\epsilon_2, \operatorname{RMS}(\theta_{t-1}))\, \rho_t \\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \gamma\lambda\theta_{t-1} \\
+       &\quad \textbf{if}\ \operatorname{rank}(G_t) > 1: \\
+       &\qquad R_t \leftarrow \operatorname{lerp}(R_{t-1},\ \operatorname{mean}_{-1}(G_t^2),\
+          1 - \hat\beta_{2,t}), \quad
+          C_t \leftarrow \operatorname{lerp}(C_{t-1},\ \operatorname{mean}_{-2}(G_t^2),\
+          1 - \hat\beta_{2,t}) \\
+       &\qquad \widehat{V}_t \leftarrow R_t C_t / \max(\operatorname{mean}_{-2}(R_t), \epsilon_1) \\
+       &\quad \textbf{else}: \ \widehat{V}_t \leftarrow \operatorname{lerp}(\widehat{V}_{t-1},\
+          G_t^2,\ 1 - \hat\beta_{2,t}) \\
+       &\quad U_t \leftarrow G_t / \sqrt{\max(\widehat{V}_t, \epsilon_1^2)}, \quad
+          \widehat{U}_t \leftarrow U_t / \max(1, \operatorname{RMS}(U_t) / d) \\
+       &\quad \theta_t \leftarrow \theta_t - \alpha_t \widehat{U}_t
+       \end{aligned}
+
+    :math:`\operatorname{RMS}(x) = \|x\|_2 / \sqrt{\operatorname{numel}(x)}` per parameter;
+    :math:`\operatorname{mean}_{-1}` and :math:`\operatorname{mean}_{-2}` average over the last
+    and the second-to-last axis (keeping it, so :math:`R_t C_t` is an outer product per matrix);
+    :math:`\operatorname{lerp}(a, b, w) = a + w (b - a)`.
+
+    This is torch's algorithm, which differs from Shazeer and Stern's paper where torch's
+    docs say so: ``lr`` caps the relative step size :math:`\rho_t` and scales the decoupled
+    weight decay, and :math:`\epsilon_1` is applied to the variance estimate, not to the
+    factors. The update returned is
     :math:`\theta_t - \theta_{t-1}`.
 
     Symbols: :math:`\gamma` = ``lr``, :math:`\tau` = ``beta2_decay``,
@@ -149,14 +157,20 @@ def adafactor(
         Shazeer and Stern, 2018. `Adafactor: Adaptive Learning Rates with Sublinear Memory
         Cost <https://arxiv.org/abs/1804.04235>`_.
     """
-    eps1, eps2 = eps
-    _check(lr, "Learning rate should be >= 0 but is", lambda v: v >= 0)
-    _check(beta2_decay, "beta2_decay should be <= 0 but is", lambda v: v <= 0)
+    lr, beta2_decay, d, weight_decay = hyperparameters(
+        "adafactor", lr=lr, beta2_decay=beta2_decay, d=d, weight_decay=weight_decay)
+    if not isinstance(eps, (tuple, list)) or len(eps) != 2:
+        raise TypeError(f"adafactor: eps must be a pair (eps1, eps2), e.g. eps=(None, 1e-3); "
+                        f"got {eps!r}")
+    eps1 = None if eps[0] is None else hyperparameter(eps[0], "eps[0]", "adafactor")
+    eps2 = hyperparameter(eps[1], "eps[1]", "adafactor")
+    check_range(lr, "Learning rate should be >= 0 but is", lambda v: v >= 0)
+    check_range(beta2_decay, "beta2_decay should be <= 0 but is", lambda v: v <= 0)
     if eps1 is not None:
-        _check(eps1, "epsilon1 should be >= 0 but is", lambda v: v >= 0)
-    _check(eps2, "epsilon2 should be >= 0 but is", lambda v: v >= 0)
-    _check(d, "Clipping threshold d should be >= 1 but is", lambda v: v >= 1)
-    _check(weight_decay, "weight_decay should be >= 0 but is", lambda v: v >= 0)
+        check_range(eps1, "epsilon1 should be >= 0 but is", lambda v: v >= 0)
+    check_range(eps2, "epsilon2 should be >= 0 but is", lambda v: v >= 0)
+    check_range(d, "Clipping threshold d should be >= 1 but is", lambda v: v >= 1)
+    check_range(weight_decay, "weight_decay should be >= 0 but is", lambda v: v >= 0)
 
     def init(params: Params) -> AdafactorState:
         reject_complex(params, "adafactor", "params",
@@ -178,7 +192,7 @@ def adafactor(
     def update(grads: Params, state: AdafactorState, params: Params | None = None):
         params = require_params(params, "adafactor",
                                 "the step size scales with each parameter's RMS")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         t = (state.step + 1).astype(dtype)
         gamma = resolve(lr, state.step, dtype)
         lam = resolve(weight_decay, state.step, dtype)
@@ -213,12 +227,6 @@ def adafactor(
         return updates, AdafactorState(state.step + 1, row_var, col_var, variance)
 
     return per_parameter(init, update)
-
-
-def _check(value: Any, message: str, ok) -> None:
-    """torch's construction-time range check (static numbers only): ``ValueError``."""
-    if is_static(value) and not ok(value):
-        raise ValueError(f"{message}: {value}")
 
 
 def _mean_square(g: Array, axis: int) -> Array:

@@ -1,19 +1,7 @@
 r"""Adagrad with learning-rate decay: :class:`torch.optim.Adagrad`.
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \theta_0, \lambda \text{ (weight decay)},
-      \eta \text{ (lr decay)}, \tau \text{ (initial accumulator value)}, \epsilon,
-      \textit{maximize} \\
-   &\textbf{initialize}: s_0 \leftarrow \tau \text{ (sum)} \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
-      \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
-   &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
-   &\quad \tilde\gamma \leftarrow \gamma / (1 + (t - 1) \eta) \\
-   &\quad s_t \leftarrow s_{t-1} + g_t^2 \\
-   &\quad \theta_t \leftarrow \theta_{t-1} - \tilde\gamma\, g_t / (\sqrt{s_t} + \epsilon)
-   \end{aligned}
+The algorithm (torch's box, with its symbols) is in :func:`adagrad`'s docstring:
+``help(fnlearn.optim.adagrad)``.
 """
 
 from __future__ import annotations
@@ -27,10 +15,12 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_nonnegative,
-    compute_dtype,
     fill_like,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     require_params,
+    scalar_dtype,
 )
 from ._fused import AdagradScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
@@ -48,6 +38,7 @@ class AdagradState(NamedTuple):
     sum: Params
 
 
+@optimizer_factory
 def adagrad(
     lr: ScalarOrSchedule = 1e-2,
     lr_decay: float | Array = 0.0,
@@ -60,7 +51,24 @@ def adagrad(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adagrad`.
 
-    Implements the algorithm of the module docstring; the update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \theta_0, \lambda \text{ (weight decay)},
+          \eta \text{ (lr decay)}, \tau \text{ (initial accumulator value)}, \epsilon,
+          \textit{maximize} \\
+       &\textbf{initialize}: s_0 \leftarrow \tau \text{ (sum)} \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+          \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
+       &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+       &\quad \tilde\gamma \leftarrow \gamma / (1 + (t - 1) \eta) \\
+       &\quad s_t \leftarrow s_{t-1} + g_t^2 \\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \tilde\gamma\, g_t / (\sqrt{s_t} + \epsilon)
+       \end{aligned}
+
+    The update returned is
     :math:`-\tilde\gamma g_t / (\sqrt{s_t} + \epsilon)`.
 
     Symbols: :math:`\gamma` = ``lr``, :math:`\eta` = ``lr_decay``, :math:`\lambda` =
@@ -110,6 +118,9 @@ def adagrad(
         Duchi, Hazan and Singer, 2011. `Adaptive Subgradient Methods for Online Learning and
         Stochastic Optimization <https://jmlr.org/papers/v12/duchi11a.html>`_.
     """
+    lr, lr_decay, weight_decay, initial_accumulator_value, eps = hyperparameters(
+        "adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+        initial_accumulator_value=initial_accumulator_value, eps=eps)
     check_nonnegative(lr, "learning rate")
     check_nonnegative(lr_decay, "lr_decay value")
     check_nonnegative(weight_decay, "weight_decay value")
@@ -126,7 +137,7 @@ def adagrad(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, "adagrad", "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         gamma = resolve(lr, state.step, dtype)
         eta = resolve(lr_decay, state.step, dtype)
         lam = resolve(weight_decay, state.step, dtype)

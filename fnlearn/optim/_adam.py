@@ -1,26 +1,7 @@
 r"""Adam and AdamW: :class:`torch.optim.Adam` and :class:`torch.optim.AdamW`.
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \beta_1, \beta_2 \text{ (betas)}, \theta_0,
-      \lambda \text{ (weight decay)}, \epsilon, \textit{amsgrad}, \textit{maximize},
-      \textit{decoupled} \\
-   &\textbf{initialize}: m_0 \leftarrow 0, v_0 \leftarrow 0, v^{max}_0 \leftarrow 0 \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
-      \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
-   &\quad \textbf{if}\ \lambda \ne 0: \\
-   &\qquad \textbf{if}\ \textit{decoupled}:\
-      \theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda)
-      \quad \textbf{else}:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
-   &\quad m_t \leftarrow m_{t-1} + (1 - \beta_1)(g_t - m_{t-1}) \\
-   &\quad v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
-   &\quad \textbf{if}\ \textit{amsgrad}:\ v^{max}_t \leftarrow \max(v^{max}_{t-1}, v_t),
-      \quad \hat v_t \leftarrow v^{max}_t / (1 - \beta_2^t)
-      \quad \textbf{else}:\ \hat v_t \leftarrow v_t / (1 - \beta_2^t) \\
-   &\quad \hat m_t \leftarrow m_t / (1 - \beta_1^t) \\
-   &\quad \theta_t \leftarrow \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)
-   \end{aligned}
+The algorithm (torch's box, with its symbols) is in :func:`adam`'s docstring:
+``help(fnlearn.optim.adam)``.
 """
 
 from __future__ import annotations
@@ -34,9 +15,12 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_adam_family,
-    compute_dtype,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
+    pair,
     require_params,
+    scalar_dtype,
 )
 from ._fused import AdamScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
@@ -58,6 +42,7 @@ class AdamState(NamedTuple):
     max_exp_avg_sq: Params | None
 
 
+@optimizer_factory
 def adam(
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
@@ -71,7 +56,31 @@ def adam(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adam`.
 
-    Implements the algorithm of the module docstring; the update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \beta_1, \beta_2 \text{ (betas)}, \theta_0,
+          \lambda \text{ (weight decay)}, \epsilon, \textit{amsgrad}, \textit{maximize},
+          \textit{decoupled} \\
+       &\textbf{initialize}: m_0 \leftarrow 0, v_0 \leftarrow 0, v^{max}_0 \leftarrow 0 \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+          \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
+       &\quad \textbf{if}\ \lambda \ne 0: \\
+       &\qquad \textbf{if}\ \textit{decoupled}:\
+          \theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda)
+          \quad \textbf{else}:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+       &\quad m_t \leftarrow m_{t-1} + (1 - \beta_1)(g_t - m_{t-1}) \\
+       &\quad v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+       &\quad \textbf{if}\ \textit{amsgrad}:\ v^{max}_t \leftarrow \max(v^{max}_{t-1}, v_t),
+          \quad \hat v_t \leftarrow v^{max}_t / (1 - \beta_2^t)
+          \quad \textbf{else}:\ \hat v_t \leftarrow v_t / (1 - \beta_2^t) \\
+       &\quad \hat m_t \leftarrow m_t / (1 - \beta_1^t) \\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+       \end{aligned}
+
+    The update returned is
     :math:`-\gamma\lambda\theta_{t-1} - \gamma \hat m_t / (\sqrt{\hat v_t} + \epsilon)` with
     decoupled weight decay, without the first term otherwise.
 
@@ -131,6 +140,7 @@ def adam(
                  fused)
 
 
+@optimizer_factory
 def adamw(
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
@@ -184,7 +194,8 @@ def _adam(
     decoupled: bool,
     fused: bool,
 ) -> GradientTransformation:
-    beta1, beta2 = betas
+    lr, eps, weight_decay = hyperparameters(name, lr=lr, eps=eps, weight_decay=weight_decay)
+    beta1, beta2 = pair(betas, "betas", name, "(0.9, 0.999)")
     check_adam_family(lr, eps, (beta1, beta2), weight_decay)
 
     def init(params: Params) -> AdamState:
@@ -202,7 +213,7 @@ def _adam(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, name, "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         t = (state.step + 1).astype(dtype)
         gamma = resolve(lr, state.step, dtype)
         b2 = resolve(beta2, state.step, dtype)

@@ -11,9 +11,12 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_adam_family,
-    compute_dtype,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
+    pair,
     require_params,
+    scalar_dtype,
 )
 from ._fused import AdamaxScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
@@ -34,6 +37,7 @@ class AdamaxState(NamedTuple):
     exp_inf: Params
 
 
+@optimizer_factory
 def adamax(
     lr: ScalarOrSchedule = 2e-3,
     betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
@@ -103,6 +107,9 @@ def adamax(
         Kingma & Ba, `Adam: A Method for Stochastic Optimization
         <https://arxiv.org/abs/1412.6980>`_, section 7.1.
     """
+    lr, eps, weight_decay = hyperparameters(
+        "adamax", lr=lr, eps=eps, weight_decay=weight_decay)
+    betas = pair(betas, "betas", "adamax", "(0.9, 0.999)")
     check_adam_family(lr, eps, betas, weight_decay)
     l2 = not is_zero(weight_decay)
 
@@ -115,7 +122,7 @@ def adamax(
         if l2:
             params = require_params(params, "adamax", "weight_decay != 0")
         # Per-step scalars, in the compute dtype (never below float32).
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         count = state.step
         t = (count + 1).astype(dtype)
         b1 = resolve(betas[0], count, dtype)

@@ -11,9 +11,11 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_nonnegative,
-    compute_dtype,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     require_params,
+    scalar_dtype,
 )
 from ._fused import AsgdScalars, Flag, Kernel
 from ._lift import Prepared, elementwise
@@ -38,6 +40,7 @@ class ASGDState(NamedTuple):
     ax: Params
 
 
+@optimizer_factory
 def asgd(
     lr: ScalarOrSchedule = 1e-2,
     lambd: ScalarOrSchedule = 1e-4,
@@ -116,12 +119,14 @@ def asgd(
         Polyak & Juditsky, `Acceleration of Stochastic Approximation by Averaging
         <https://doi.org/10.1137/0330046>`_.
     """
+    lr, lambd, alpha, t0, weight_decay = hyperparameters(
+        "asgd", lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay)
     check_nonnegative(lr, "learning rate")
     check_nonnegative(weight_decay, "weight_decay value")
     l2 = not is_zero(weight_decay)
 
     def init(params: Params) -> ASGDState:
-        dtype = compute_dtype(params)
+        dtype = scalar_dtype(params)
         zero = jnp.zeros((), jnp.int32)
         eta = resolve(lr, zero, dtype)
         ax = jax.tree.map(jnp.zeros_like, params)
@@ -131,7 +136,7 @@ def asgd(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         params = require_params(params, "asgd", "the decay term and the average ax use them")
         # Per-step scalars, in the compute dtype (never below float32).
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         count = state.step
         t = (count + 1).astype(dtype)
         lr_t = resolve(lr, count, dtype)

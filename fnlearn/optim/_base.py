@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from .._typing import Array, Params
+from .._validate import check_range, hyperparameter, is_number
 from ..flat import Flat
 
 #: optax's two-field protocol ``(init, update)``; fnlearn optimizers are instances of it, so
@@ -34,7 +35,7 @@ def apply_updates(params: Params, updates: Params) -> Params:
     )
 
 
-def compute_dtype(tree: Any) -> np.dtype:
+def scalar_dtype(tree: Any) -> np.dtype:
     """The dtype of per-step scalars: the widest floating leaf dtype, never below float32.
 
     ``beta**t`` in bfloat16 rounds to 1, so scalar arithmetic never runs below float32; with
@@ -90,27 +91,21 @@ def real_pairs(rule: Callable[..., tuple]) -> Callable[..., tuple]:
     return wrapped
 
 
-def is_static(value: Any) -> bool:
-    """True for a concrete Python/numpy number, False for a tracer, array or schedule."""
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-
-
 def is_zero(value: Any) -> bool:
     """True only for a static number equal to 0: the one safe Python branch on a hyperparameter."""
-    return is_static(value) and value == 0
+    return is_number(value) and value == 0
 
 
 def check_nonnegative(value: Any, what: str) -> None:
-    """Raise ``ValueError("Invalid <what>: <value>")`` (torch's wording) for a static negative or
-    NaN number; schedules and traced values are not checked."""
-    if is_static(value) and (math.isnan(value) or value < 0):
-        raise ValueError(f"Invalid {what}: {value}")
+    """Raise ``ValueError("Invalid <what>: <value>")`` (torch's wording) for a concrete negative
+    or NaN value (a number or a concrete one-element array); schedules and traced values are
+    not checked."""
+    check_range(value, f"Invalid {what}", lambda v: v >= 0)
 
 
-def check_beta(value: Any, index: int, what: str = "beta parameter") -> None:
+def check_adam_beta(value: Any, index: int, what: str = "beta parameter") -> None:
     """Torch's ``0 <= beta < 1`` check: ``ValueError("Invalid beta parameter at index i: b")``."""
-    if is_static(value) and not 0.0 <= value < 1.0:
-        raise ValueError(f"Invalid {what} at index {index}: {value}")
+    check_range(value, f"Invalid {what} at index {index}", lambda v: 0.0 <= v < 1.0)
 
 
 def check_adam_family(lr: Any, eps: Any, betas: tuple[Any, Any], weight_decay: Any) -> None:
@@ -118,9 +113,58 @@ def check_adam_family(lr: Any, eps: Any, betas: tuple[Any, Any], weight_decay: A
     wording: lr, eps and weight_decay non-negative, each beta in ``[0, 1)``."""
     check_nonnegative(lr, "learning rate")
     check_nonnegative(eps, "epsilon value")
-    check_beta(betas[0], 0)
-    check_beta(betas[1], 1)
+    check_adam_beta(betas[0], 0)
+    check_adam_beta(betas[1], 1)
     check_nonnegative(weight_decay, "weight_decay value")
+
+
+def hyperparameters(owner: str, **values: Any) -> tuple[Any, ...]:
+    """Each numeric hyperparameter through :func:`fnlearn._validate.hyperparameter` (numbers,
+    one-element arrays, traced scalars and schedules accepted; the rest refused with an error
+    naming ``owner`` and the argument), in the order given."""
+    return tuple(hyperparameter(v, k, owner) for k, v in values.items())
+
+
+def pair(value: Any, arg: str, owner: str, example: str) -> tuple[Any, Any]:
+    """A two-element hyperparameter (``betas``, ``etas``, ``step_sizes``), each element through
+    :func:`fnlearn._validate.hyperparameter`; a single number gets a ``TypeError`` that shows
+    the pair to write (torch: "'float' object is not subscriptable")."""
+    if isinstance(value, (jax.Array, np.ndarray)) and value.shape == (2,) and not callable(value):
+        value = (value[0], value[1])
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{owner}: {arg} must be a pair, e.g. {arg}={example}; got "
+                        f"{value!r}")
+    return (hyperparameter(value[0], f"{arg}[0]", owner),
+            hyperparameter(value[1], f"{arg}[1]", owner))
+
+
+def _looks_like_params(value: Any) -> bool:
+    """A container or iterator of arrays (torch's ``model.parameters()`` or a params pytree)."""
+    if isinstance(value, Flat) or isinstance(value, Iterator):
+        return True
+    if isinstance(value, (list, tuple, dict)):
+        return any(isinstance(x, (jax.Array, np.ndarray)) for x in jax.tree.leaves(value))
+    return False
+
+
+def optimizer_factory(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap an optimizer factory whose first argument is ``lr`` so that torch's calling form
+    ``adam(params, lr=1e-3)`` (params first: Python would say "got multiple values for
+    argument 'lr'") gets a ``TypeError`` that shows the JAX form. Signature, name and
+    docstring are the factory's (``help()`` and ``inspect.signature`` see them)."""
+    name = factory.__name__
+
+    @functools.wraps(factory)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if args and ("lr" in kwargs or _looks_like_params(args[0])):
+            raise TypeError(
+                f"{name}: fnlearn optimizers do not take the parameters (torch's form "
+                "Optimizer(params, lr=...)); the first argument is lr. Write "
+                f"opt = {name}(lr=...) and state = opt.init(params): the params go to init "
+                f"and update, not to the factory (help(fnlearn.optim.{name}) shows a step)")
+        return factory(*args, **kwargs)
+
+    return wrapped
 
 
 def require_params(params: Params | None, name: str, why: str) -> Params:

@@ -21,11 +21,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from .._typing import Array, ArrayLike, Params
-from ._base import GradientTransformation, check_nonnegative, compute_dtype, reject_complex
+from .._validate import is_tracer
+from ._base import GradientTransformation, check_nonnegative, reject_complex, scalar_dtype
 
 
 def _norm_order(norm_type: float | str) -> float:
@@ -53,18 +53,18 @@ def _nonfinite_message(p: float) -> str:
 
 
 def _raise_if_nonfinite(total_norm: Array, p: float) -> None:
-    """Raise torch's RuntimeError now (concrete norm) or when the computation runs (traced)."""
-    try:
-        finite = bool(jnp.isfinite(total_norm))
-    except jax.errors.ConcretizationTypeError:
-
-        def check(norm: np.ndarray) -> None:
-            if not np.isfinite(norm):
-                raise RuntimeError(_nonfinite_message(p))
-
-        jax.debug.callback(check, total_norm)
-        return
-    if not finite:
+    """Raise torch's RuntimeError for a concrete non-finite norm. A traced norm (under ``jit``,
+    ``vmap``, ``grad``) has no value yet and compiled code cannot raise a Python exception
+    (a host callback's error reaches the user as XLA's "CpuCallback error" with the message
+    buried), so a trace is refused at once with what to write instead."""
+    if is_tracer(total_norm):
+        raise TypeError(
+            "error_if_nonfinite=True needs concrete gradients (a value to check now), but "
+            "the gradients are traced (inside jit, vmap or grad), and compiled code cannot "
+            "raise. Inside jit pass error_if_nonfinite=False and check the returned total "
+            "norm after the jitted call: `if not jnp.isfinite(total_norm): raise ...`; "
+            "fnlearn.train.make_train_step(skip_nonfinite=True) skips such steps instead")
+    if not bool(jnp.isfinite(total_norm)):
         raise RuntimeError(_nonfinite_message(p))
 
 
@@ -92,20 +92,21 @@ def get_total_norm(
 
     Example::
 
+        >>> from fnlearn.optim import get_total_norm
         >>> import jax.numpy as jnp
         >>> float(get_total_norm({"a": jnp.array([3.0]), "b": jnp.array([[4.0]])}))
         5.0
     """
     p = _norm_order(norm_type)
     leaves = jax.tree.leaves(grads)
-    dtype = compute_dtype(leaves)
+    dtype = scalar_dtype(leaves)
     if not leaves:
         return jnp.zeros([], dtype)
     norms = []
     for g in leaves:
         g = jnp.asarray(g)
         g = jnp.abs(g) if jnp.iscomplexobj(g) else g  # torch's vector_norm of a complex: |z|
-        norms.append(jnp.linalg.norm(jnp.ravel(g.astype(compute_dtype([g]))), ord=p))
+        norms.append(jnp.linalg.norm(jnp.ravel(g.astype(scalar_dtype([g]))), ord=p))
     total = jnp.linalg.norm(jnp.stack([n.astype(dtype) for n in norms]), ord=p)
     if error_if_nonfinite:
         _raise_if_nonfinite(total, p)
@@ -132,7 +133,7 @@ def clip_grads_with_norm(grads: Params, max_norm: ArrayLike, total_norm: ArrayLi
     coef = jnp.minimum(jnp.asarray(max_norm, total.dtype) / (total + 1e-6), 1.0)
 
     def scale(g: Array) -> Array:
-        d = compute_dtype([g])
+        d = scalar_dtype([g])
         if jnp.iscomplexobj(g):  # both parts times c (complex64/128 need no widening)
             c = coef.astype(d)
             return jax.lax.complex(jnp.real(g) * c, jnp.imag(g) * c)
@@ -164,10 +165,11 @@ def clip_grad_norm(
         norm_type: :math:`p` of the p-norm; ``float('inf')`` or ``'inf'`` for the max-norm.
             Default: 2.0.
         error_if_nonfinite: raise ``RuntimeError`` (torch's message) when the total norm is
-            nan or inf. With concrete arrays (eager) it raises at once. Under ``jit`` (or any
-            trace) the check runs as a ``jax.debug.callback`` when the computation executes:
-            the error surfaces as a ``JaxRuntimeError`` carrying torch's message, at the
-            latest when the result is read (JAX dispatches asynchronously).
+            nan or inf. Needs concrete gradients (eager code): under ``jit``, ``vmap`` or
+            ``grad`` the norm has no value yet and compiled code cannot raise, so ``True``
+            raises a ``TypeError`` at trace time saying so; there, pass ``False`` and check
+            the returned norm after the jitted call (or skip the step:
+            ``make_train_step(skip_nonfinite=True)``).
 
     Returns:
         ``(clipped_grads, total_norm)``: the scaled gradients and the total norm *before*
@@ -175,6 +177,7 @@ def clip_grad_norm(
 
     Example::
 
+        >>> from fnlearn.optim import clip_grad_norm
         >>> import jax.numpy as jnp
         >>> clipped, norm = clip_grad_norm({"w": jnp.array([3.0, 4.0])}, max_norm=1.0)
         >>> float(norm), [round(float(x), 5) for x in clipped["w"]]
@@ -213,6 +216,7 @@ def clip_grad_value(grads: Params, clip_value: ArrayLike) -> Params:
 
     Example::
 
+        >>> from fnlearn.optim import clip_grad_value
         >>> import jax.numpy as jnp
         >>> clip_grad_value({"w": jnp.array([-3.0, 0.5, 2.0])}, 1.0)["w"]
         Array([-1. ,  0.5,  1. ], dtype=float32)
@@ -270,7 +274,7 @@ def clip_grad_norm_transform(
     _norm_order(norm_type)
 
     def init(params: Params) -> ClipGradNormState:
-        return ClipGradNormState(total_norm=jnp.zeros([], compute_dtype(params)))
+        return ClipGradNormState(total_norm=jnp.zeros([], scalar_dtype(params)))
 
     def update(
         updates: Params, state: ClipGradNormState, params: Params | None = None
@@ -291,6 +295,7 @@ def clip_grad_value_transform(clip_value: ArrayLike) -> GradientTransformation:
 
     Example::
 
+        >>> from fnlearn.optim import clip_grad_value_transform
         >>> import jax.numpy as jnp
         >>> tx = clip_grad_value_transform(1.0)
         >>> tx.update({"w": jnp.array([-3.0, 2.0])}, tx.init(None))[0]["w"]

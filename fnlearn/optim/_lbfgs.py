@@ -30,7 +30,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .._typing import Array, Params
-from ._base import reject_complex
+from .._validate import hyperparameter
+from ._base import check_nonnegative, optimizer_factory, reject_complex
 
 
 class LBFGSState(NamedTuple):
@@ -62,6 +63,7 @@ class LBFGS(NamedTuple):
                    tuple[Array, Params, LBFGSState]]
 
 
+@optimizer_factory
 def lbfgs(
     lr: float = 1,
     max_iter: int = 20,
@@ -116,8 +118,8 @@ def lbfgs(
        apart (torch's own float32 run is up to 8e-3 from its float64 run on a 4-D
        Rosenbrock, tests/optim/test_lbfgs.py); float64 runs agree with torch's step by step.
     """
-    if not 0.0 <= lr:
-        raise ValueError(f"Invalid learning rate: {lr}")
+    lr = hyperparameter(lr, "lr", "lbfgs", schedule=False)
+    check_nonnegative(lr, "learning rate")
     if line_search_fn not in (None, "strong_wolfe"):
         raise ValueError(f"lbfgs: line_search_fn must be None or 'strong_wolfe', got "
                          f"{line_search_fn!r} (torch: only 'strong_wolfe' is supported)")

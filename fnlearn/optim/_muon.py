@@ -1,27 +1,7 @@
 r"""Muon: momentum orthogonalized by Newton-Schulz iterations (torch.optim.Muon).
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \lambda \text{ (weight decay)}, \mu \text{ (momentum)},
-      \textit{nesterov}, (a, b, c) \text{ (ns\_coefficients)}, \epsilon, k \text{ (ns\_steps)},
-      \theta_0 \in \mathbb{R}^{A \times B} \\
-   &\textbf{initialize}: B_0 \leftarrow 0 \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad G_t \leftarrow \nabla_\theta f_t(\theta_{t-1}), \quad
-      B_t \leftarrow \operatorname{lerp}(B_{t-1}, G_t, 1 - \mu) \\
-   &\quad \widetilde{B}_t \leftarrow \operatorname{lerp}(G_t, B_t, \mu)
-      \ \textbf{if}\ \textit{nesterov}\ \textbf{else}\ B_t \\
-   &\quad O_t \leftarrow \operatorname{NS}^{(a,b,c)}_k(\widetilde{B}_t; \epsilon) \\
-   &\quad \theta_t \leftarrow \theta_{t-1} (1 - \gamma\lambda) - \widetilde{\gamma}\, O_t,
-      \quad \widetilde{\gamma} = \gamma \sqrt{\max(1, A/B)}
-      \ (\texttt{"original"})\ \text{or}\ 0.2\, \gamma \sqrt{\max(A, B)}
-      \ (\texttt{"match\_rms\_adamw"})
-   \end{aligned}
-
-:math:`\operatorname{NS}`: with :math:`X` the matrix (transposed when it has more rows than
-columns), :math:`X \leftarrow X / \max(\|X\|_F, \epsilon)`, then :math:`k` times
-:math:`M \leftarrow X X^\top`, :math:`X \leftarrow a X + (b M + c M M) X`, transposed back.
-torch runs it in bfloat16 (``ns_dtype``).
+The algorithm (torch's box, with its symbols) is in :func:`muon`'s docstring:
+``help(fnlearn.optim.muon)``.
 """
 
 from __future__ import annotations
@@ -35,14 +15,16 @@ from jax.typing import DTypeLike
 
 from .._tree import tree_map_tuple
 from .._typing import Array, Params, ScalarOrSchedule
+from .._validate import check_range
 from ._base import (
     GradientTransformation,
-    compute_dtype,
-    is_static,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     per_parameter,
     reject_complex,
     require_params,
+    scalar_dtype,
     torch_lerp,
 )
 from ._schedule import resolve
@@ -63,6 +45,7 @@ class MuonState(NamedTuple):
     momentum_buffer: Params
 
 
+@optimizer_factory
 def muon(
     lr: ScalarOrSchedule = 1e-3,
     weight_decay: ScalarOrSchedule = 0.1,
@@ -77,7 +60,32 @@ def muon(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Muon` (for 2-D parameters).
 
-    Implements the algorithm of the module docstring; the update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \lambda \text{ (weight decay)}, \mu \text{ (momentum)},
+          \textit{nesterov}, (a, b, c) \text{ (ns\_coefficients)}, \epsilon, k \text{ (ns\_steps)},
+          \theta_0 \in \mathbb{R}^{A \times B} \\
+       &\textbf{initialize}: B_0 \leftarrow 0 \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad G_t \leftarrow \nabla_\theta f_t(\theta_{t-1}), \quad
+          B_t \leftarrow \operatorname{lerp}(B_{t-1}, G_t, 1 - \mu) \\
+       &\quad \widetilde{B}_t \leftarrow \operatorname{lerp}(G_t, B_t, \mu)
+          \ \textbf{if}\ \textit{nesterov}\ \textbf{else}\ B_t \\
+       &\quad O_t \leftarrow \operatorname{NS}^{(a,b,c)}_k(\widetilde{B}_t; \epsilon) \\
+       &\quad \theta_t \leftarrow \theta_{t-1} (1 - \gamma\lambda) - \widetilde{\gamma}\, O_t,
+          \quad \widetilde{\gamma} = \gamma \sqrt{\max(1, A/B)}
+          \ (\texttt{"original"})\ \text{or}\ 0.2\, \gamma \sqrt{\max(A, B)}
+          \ (\texttt{"match\_rms\_adamw"})
+       \end{aligned}
+
+    :math:`\operatorname{NS}`: with :math:`X` the matrix (transposed when it has more rows than
+    columns), :math:`X \leftarrow X / \max(\|X\|_F, \epsilon)`, then :math:`k` times
+    :math:`M \leftarrow X X^\top`, :math:`X \leftarrow a X + (b M + c M M) X`, transposed back.
+    torch runs it in bfloat16 (``ns_dtype``).
+
+    The update returned is
     :math:`\theta_t - \theta_{t-1}`. As torch's, every parameter must be a matrix: give
     vectors, embeddings or a classifier head another optimizer with
     :func:`~fnlearn.optim.param_groups`.
@@ -132,12 +140,11 @@ def muon(
         <https://kellerjordan.github.io/posts/muon/>`_; Liu et al., 2025. `Muon is Scalable
         for LLM Training <https://arxiv.org/abs/2502.16982>`_.
     """
-    if is_static(lr) and not lr >= 0:
-        raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
-    if is_static(momentum) and not momentum >= 0:
-        raise ValueError(f"momentum should be >= 0 but is: {momentum}")
-    if is_static(weight_decay) and not weight_decay >= 0:
-        raise ValueError(f"weight decay should be >= 0 but is: {weight_decay}")
+    lr, weight_decay, momentum, eps = hyperparameters(
+        "muon", lr=lr, weight_decay=weight_decay, momentum=momentum, eps=eps)
+    check_range(lr, "Learning rate should be >= 0 but is", lambda v: v >= 0)
+    check_range(momentum, "momentum should be >= 0 but is", lambda v: v >= 0)
+    check_range(weight_decay, "weight decay should be >= 0 but is", lambda v: v >= 0)
     if adjust_lr_fn not in ADJUST_LR_FNS:
         raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
     if ns_steps >= 100:
@@ -161,7 +168,7 @@ def muon(
     def update(grads: Params, state: MuonState, params: Params | None = None):
         if not is_zero(weight_decay):
             params = require_params(params, "muon", "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         gamma = resolve(lr, state.step, dtype)
         lam = resolve(weight_decay, state.step, dtype)
         mu = jnp.asarray(momentum, dtype)

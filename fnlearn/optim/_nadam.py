@@ -12,9 +12,12 @@ from ._base import (
     GradientTransformation,
     check_adam_family,
     check_nonnegative,
-    compute_dtype,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
+    pair,
     require_params,
+    scalar_dtype,
 )
 from ._fused import Flag, Kernel, NadamScalars
 from ._lift import Prepared, elementwise
@@ -38,6 +41,7 @@ class NAdamState(NamedTuple):
     exp_avg_sq: Params
 
 
+@optimizer_factory
 def nadam(
     lr: ScalarOrSchedule = 2e-3,
     betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
@@ -128,13 +132,16 @@ def nadam(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_.
     """
+    lr, eps, weight_decay, momentum_decay = hyperparameters(
+        "nadam", lr=lr, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay)
+    betas = pair(betas, "betas", "nadam", "(0.9, 0.999)")
     check_adam_family(lr, eps, betas, weight_decay)
     check_nonnegative(momentum_decay, "momentum_decay value")
     decay = not is_zero(weight_decay)
 
     def init(params: Params) -> NAdamState:
         zeros = lambda: jax.tree.map(jnp.zeros_like, params)  # noqa: E731
-        one = jnp.ones((), compute_dtype(params))
+        one = jnp.ones((), scalar_dtype(params))
         return NAdamState(jnp.zeros((), jnp.int32), one, zeros(), zeros())
 
     def prepare(grads: Params, state: NAdamState, params: Params | None):
@@ -142,7 +149,7 @@ def nadam(
         if decay:
             params = require_params(params, "nadam", "weight_decay != 0")
         # Per-step scalars, in the compute dtype (never below float32).
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         count = state.step
         t = (count + 1).astype(dtype)
         gamma = resolve(lr, count, dtype)

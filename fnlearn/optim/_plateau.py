@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Array, ArrayLike
+from .._validate import is_int, is_number
 
 
 class PlateauState(NamedTuple):
@@ -49,15 +50,11 @@ class ReduceLROnPlateau(NamedTuple):
     step: Callable[[PlateauState, ArrayLike], PlateauState]
 
 
-def _static(x: Any) -> bool:
-    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
-
-
 def _check(value: Any, name: str, *, integer: bool = False) -> None:
     if integer:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        if not is_int(value, 0):
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    elif _static(value) and (math.isnan(value) or value < 0):
+    elif is_number(value) and (math.isnan(value) or value < 0):
         raise ValueError(f"{name} must be non-negative, got {value!r}")
 
 
@@ -134,7 +131,7 @@ def reduce_lr_on_plateau(
        equals scaling the lr for SGD, Adam(W), RMSprop and Adagrad but not for Rprop and ASGD,
        whose state depends on the lr.
     """
-    if _static(factor) and factor >= 1.0:
+    if is_number(factor) and factor >= 1.0:
         raise ValueError("Factor should be < 1.0.")
     _check(factor, "factor")
     if mode not in ("min", "max"):

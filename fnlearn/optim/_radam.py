@@ -11,9 +11,12 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_adam_family,
-    compute_dtype,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
+    pair,
     require_params,
+    scalar_dtype,
 )
 from ._fused import Flag, Kernel, RadamScalars
 from ._lift import Prepared, elementwise
@@ -34,6 +37,7 @@ class RAdamState(NamedTuple):
     exp_avg_sq: Params
 
 
+@optimizer_factory
 def radam(
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
@@ -118,6 +122,9 @@ def radam(
         Liu et al., `On the Variance of the Adaptive Learning Rate and Beyond
         <https://arxiv.org/abs/1908.03265>`_.
     """
+    lr, eps, weight_decay = hyperparameters(
+        "radam", lr=lr, eps=eps, weight_decay=weight_decay)
+    betas = pair(betas, "betas", "radam", "(0.9, 0.999)")
     check_adam_family(lr, eps, betas, weight_decay)
     decay = not is_zero(weight_decay)
 
@@ -130,7 +137,7 @@ def radam(
         if decay:
             params = require_params(params, "radam", "weight_decay != 0")
         # Per-step scalars, in the compute dtype (never below float32).
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         count = state.step
         t = (count + 1).astype(dtype)
         gamma = resolve(lr, count, dtype)

@@ -1,27 +1,7 @@
 r"""RMSprop, optionally centered and with momentum: :class:`torch.optim.RMSprop`.
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \theta_0, \alpha \text{ (alpha)}, \epsilon,
-      \lambda \text{ (weight decay)}, \mu \text{ (momentum)}, \textit{centered},
-      \textit{maximize} \\
-   &\textbf{initialize}: v_0 \leftarrow 0 \text{ (square average)}, b_0 \leftarrow 0
-      \text{ (buffer)}, g^{ave}_0 \leftarrow 0 \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
-      \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
-   &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
-   &\quad v_t \leftarrow \alpha v_{t-1} + (1 - \alpha) g_t^2 \\
-   &\quad \textbf{if}\ \textit{centered}:\
-      g^{ave}_t \leftarrow g^{ave}_{t-1} + (1 - \alpha)(g_t - g^{ave}_{t-1}),
-      \quad \tilde v_t \leftarrow v_t - (g^{ave}_t)^2
-      \quad \textbf{else}\ \tilde v_t \leftarrow v_t \\
-   &\quad \textbf{if}\ \mu > 0:\
-      b_t \leftarrow \mu b_{t-1} + g_t / (\sqrt{\tilde v_t} + \epsilon),
-      \quad \theta_t \leftarrow \theta_{t-1} - \gamma b_t \\
-   &\quad \textbf{else}:\ \theta_t \leftarrow \theta_{t-1} - \gamma g_t / (\sqrt{\tilde v_t}
-      + \epsilon)
-   \end{aligned}
+The algorithm (torch's box, with its symbols) is in :func:`rmsprop`'s docstring:
+``help(fnlearn.optim.rmsprop)``.
 """
 
 from __future__ import annotations
@@ -35,9 +15,11 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_nonnegative,
-    compute_dtype,
+    hyperparameters,
     is_zero,
+    optimizer_factory,
     require_params,
+    scalar_dtype,
 )
 from ._fused import Flag, Kernel, RmspropScalars
 from ._lift import Prepared, elementwise
@@ -59,6 +41,7 @@ class RMSpropState(NamedTuple):
     grad_avg: Params | None
 
 
+@optimizer_factory
 def rmsprop(
     lr: ScalarOrSchedule = 1e-2,
     alpha: float | Array = 0.99,
@@ -71,7 +54,32 @@ def rmsprop(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.RMSprop`.
 
-    Implements the algorithm of the module docstring; the update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \theta_0, \alpha \text{ (alpha)}, \epsilon,
+          \lambda \text{ (weight decay)}, \mu \text{ (momentum)}, \textit{centered},
+          \textit{maximize} \\
+       &\textbf{initialize}: v_0 \leftarrow 0 \text{ (square average)}, b_0 \leftarrow 0
+          \text{ (buffer)}, g^{ave}_0 \leftarrow 0 \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+          \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
+       &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+       &\quad v_t \leftarrow \alpha v_{t-1} + (1 - \alpha) g_t^2 \\
+       &\quad \textbf{if}\ \textit{centered}:\
+          g^{ave}_t \leftarrow g^{ave}_{t-1} + (1 - \alpha)(g_t - g^{ave}_{t-1}),
+          \quad \tilde v_t \leftarrow v_t - (g^{ave}_t)^2
+          \quad \textbf{else}\ \tilde v_t \leftarrow v_t \\
+       &\quad \textbf{if}\ \mu > 0:\
+          b_t \leftarrow \mu b_{t-1} + g_t / (\sqrt{\tilde v_t} + \epsilon),
+          \quad \theta_t \leftarrow \theta_{t-1} - \gamma b_t \\
+       &\quad \textbf{else}:\ \theta_t \leftarrow \theta_{t-1} - \gamma g_t / (\sqrt{\tilde v_t}
+          + \epsilon)
+       \end{aligned}
+
+    The update returned is
     :math:`-\gamma b_t` (with momentum) or :math:`-\gamma g_t / (\sqrt{\tilde v_t} + \epsilon)`.
 
     Symbols: :math:`\gamma` = ``lr``, :math:`\alpha` = ``alpha``, :math:`\epsilon` = ``eps``,
@@ -125,6 +133,8 @@ def rmsprop(
         Graves, 2013. `Generating Sequences With Recurrent Neural Networks
         <https://arxiv.org/abs/1308.0850>`_ (centered variant).
     """
+    lr, alpha, eps, weight_decay, momentum = hyperparameters(
+        "rmsprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
     check_nonnegative(lr, "learning rate")
     check_nonnegative(eps, "epsilon value")
     check_nonnegative(momentum, "momentum value")
@@ -147,7 +157,7 @@ def rmsprop(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, "rmsprop", "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         gamma = resolve(lr, state.step, dtype)
         a = resolve(alpha, state.step, dtype)
         one_minus_a = resolve_one_minus(alpha, state.step, dtype)

@@ -8,12 +8,15 @@ import jax
 import jax.numpy as jnp
 
 from .._typing import Array, Params, ScalarOrSchedule
+from .._validate import concrete_float
 from ._base import (
     GradientTransformation,
     check_nonnegative,
-    compute_dtype,
     fill_like,
-    is_static,
+    hyperparameters,
+    optimizer_factory,
+    pair,
+    scalar_dtype,
 )
 from ._fused import Flag, Kernel, RpropScalars
 from ._lift import Prepared, elementwise
@@ -35,6 +38,7 @@ class RpropState(NamedTuple):
     step_size: Params
 
 
+@optimizer_factory
 def rprop(
     lr: ScalarOrSchedule = 1e-2,
     etas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.5, 1.2),
@@ -104,12 +108,16 @@ def rprop(
         Riedmiller & Braun, `A Direct Adaptive Method for Faster Backpropagation Learning:
         The RPROP Algorithm <https://doi.org/10.1109/ICNN.1993.298623>`_.
     """
+    (lr,) = hyperparameters("rprop", lr=lr)
+    etas = pair(etas, "etas", "rprop", "(0.5, 1.2)")
+    step_sizes = pair(step_sizes, "step_sizes", "rprop", "(1e-6, 50)")
     check_nonnegative(lr, "learning rate")
-    if is_static(etas[0]) and is_static(etas[1]) and not 0.0 < etas[0] < 1.0 < etas[1]:
-        raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+    eta_minus, eta_plus = (concrete_float(e) for e in etas)
+    if eta_minus is not None and eta_plus is not None and not 0.0 < eta_minus < 1.0 < eta_plus:
+        raise ValueError(f"Invalid eta values: {eta_minus}, {eta_plus}")
 
     def init(params: Params) -> RpropState:
-        lr0 = resolve(lr, jnp.zeros((), jnp.int32), compute_dtype(params))
+        lr0 = resolve(lr, jnp.zeros((), jnp.int32), scalar_dtype(params))
         step_size = jax.tree.map(lambda p: fill_like(p, lr0), params)
         prev = jax.tree.map(jnp.zeros_like, params)
         return RpropState(jnp.zeros((), jnp.int32), prev, step_size)
@@ -118,7 +126,7 @@ def rprop(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         del params  # Rprop uses only the gradients' signs
         # Per-step scalars, in the compute dtype (never below float32).
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         count = state.step
         etaminus, etaplus = (resolve(x, count, dtype) for x in etas)
         step_size_min, step_size_max = (resolve(x, count, dtype) for x in step_sizes)

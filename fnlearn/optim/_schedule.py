@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Array, ScalarOrSchedule
-from ._base import is_static
+from .._validate import is_number
 
 
 def resolve(value: ScalarOrSchedule, count: Array, dtype: np.dtype) -> Array:
@@ -32,7 +32,7 @@ def resolve_one_minus(value: ScalarOrSchedule, count: Array, dtype: np.dtype) ->
     1.3e-5 relative, ``float32(1 - 0.999)`` by 6e-8. Traced values and schedules are
     resolved first (their precision is the caller's).
     """
-    if is_static(value):
+    if is_number(value):
         return jnp.asarray(1 - value, dtype=dtype)
     return 1 - resolve(value, count, dtype)
 
@@ -46,7 +46,7 @@ def resolve_one_minus_pow(
     precision: the float32 ``1 - float32(0.999)**t`` is off by 1.3e-5 relative for small
     ``t`` (more for large ``t``); torch computes ``1 - beta**t`` in Python doubles.
     """
-    if is_static(value):
+    if is_number(value):
         if value == 0:
             return jnp.ones_like(t)
         return -jnp.expm1(t * jnp.asarray(math.log(value), dtype=dtype))

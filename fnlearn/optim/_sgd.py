@@ -1,20 +1,7 @@
 r"""Stochastic gradient descent with optional (Nesterov) momentum: :class:`torch.optim.SGD`.
 
-.. math::
-   \begin{aligned}
-   &\textbf{input}: \gamma \text{ (lr)}, \theta_0 \text{ (params)}, \lambda \text{ (weight decay)},
-      \mu \text{ (momentum)}, \tau \text{ (dampening)}, \textit{nesterov}, \textit{maximize} \\
-   &\textbf{for}\ t = 1, 2, \ldots \\
-   &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
-      \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
-   &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
-   &\quad \textbf{if}\ \mu \ne 0: \\
-   &\qquad b_t \leftarrow g_t \ \textbf{if}\ t = 1
-      \ \textbf{else}\ \mu b_{t-1} + (1 - \tau) g_t \\
-   &\qquad g_t \leftarrow g_t + \mu b_t \ \textbf{if}\ \textit{nesterov}
-      \ \textbf{else}\ b_t \\
-   &\quad \theta_t \leftarrow \theta_{t-1} - \gamma g_t
-   \end{aligned}
+The algorithm (torch's box, with its symbols) is in :func:`sgd`'s docstring:
+``help(fnlearn.optim.sgd)``.
 """
 
 from __future__ import annotations
@@ -28,10 +15,12 @@ from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
     check_nonnegative,
-    compute_dtype,
-    is_static,
+    hyperparameters,
+    is_number,
     is_zero,
+    optimizer_factory,
     require_params,
+    scalar_dtype,
 )
 from ._fused import Flag, Kernel, SgdScalars
 from ._lift import Prepared, elementwise
@@ -50,6 +39,7 @@ class SGDState(NamedTuple):
     momentum_buffer: Params | None
 
 
+@optimizer_factory
 def sgd(
     lr: ScalarOrSchedule = 1e-3,
     momentum: ScalarOrSchedule = 0.0,
@@ -62,7 +52,26 @@ def sgd(
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.SGD`.
 
-    Implements the algorithm of the module docstring; the update returned is
+    Algorithm (torch's, same symbols):
+
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \theta_0 \text{ (params)},
+          \lambda \text{ (weight decay)}, \mu \text{ (momentum)}, \tau \text{ (dampening)},
+          \textit{nesterov}, \textit{maximize} \\
+       &\textbf{for}\ t = 1, 2, \ldots \\
+       &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+          \quad (\textbf{if}\ \textit{maximize}:\ g_t \leftarrow -g_t) \\
+       &\quad \textbf{if}\ \lambda \ne 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+       &\quad \textbf{if}\ \mu \ne 0: \\
+       &\qquad b_t \leftarrow g_t \ \textbf{if}\ t = 1
+          \ \textbf{else}\ \mu b_{t-1} + (1 - \tau) g_t \\
+       &\qquad g_t \leftarrow g_t + \mu b_t \ \textbf{if}\ \textit{nesterov}
+          \ \textbf{else}\ b_t \\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \gamma g_t
+       \end{aligned}
+
+    The update returned is
     :math:`-\gamma g_t` (``apply_updates`` adds it to the params).
 
     Symbols: :math:`\gamma` = ``lr``, :math:`\mu` = ``momentum``, :math:`\tau` = ``dampening``,
@@ -114,11 +123,13 @@ def sgd(
         Sutskever et al., 2013. `On the importance of initialization and momentum in deep
         learning <http://proceedings.mlr.press/v28/sutskever13.html>`_.
     """
+    lr, momentum, dampening, weight_decay = hyperparameters(
+        "sgd", lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
     check_nonnegative(lr, "learning rate")
     check_nonnegative(momentum, "momentum value")
     check_nonnegative(weight_decay, "weight_decay value")
     if nesterov and (
-        (is_static(momentum) and momentum <= 0) or (is_static(dampening) and dampening != 0)
+        (is_number(momentum) and momentum <= 0) or (is_number(dampening) and dampening != 0)
     ):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     use_momentum = not is_zero(momentum)
@@ -131,7 +142,7 @@ def sgd(
         """Per-step scalars and the rule for one array (shared by update and fused apply)."""
         if not is_zero(weight_decay):
             params = require_params(params, "sgd", "weight_decay is nonzero")
-        dtype = compute_dtype(grads)
+        dtype = scalar_dtype(grads)
         gamma = resolve(lr, state.step, dtype)
         lam = resolve(weight_decay, state.step, dtype)
         mu = resolve(momentum, state.step, dtype)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Array, Params
+from .._validate import require_extra
 from ..data import iterate_batches
 from ..sharding import Plan
 from ._plot import plot_histories
@@ -90,6 +91,7 @@ def fit(
     keep: int = 3,
     progress: bool | None = None,
     sharding: Plan | None = None,
+    desc: str | None = None,
 ) -> tuple[TrainState, History]:
     """Train for ``epochs`` epochs: the seed's loop, with a progress bar and a history.
 
@@ -120,12 +122,16 @@ def fit(
       checkpoint_dir: save a checkpoint after every epoch, keeping the last ``keep``.
       keep: how many checkpoints to keep.
       progress: show a tqdm progress bar (loss, steps/s); ``None``: only on a terminal.
+        ``True`` needs tqdm (``pip install "fnlearn[train]"``).
+      desc: what the bar names before ``epoch e/E`` (e.g. the optimizer's name), so that
+        several runs' bars can be told apart.
 
     Returns:
       ``(state, history)``: the final state and a :class:`History` of this call's epochs.
 
-    The per-step loss stays on the device during an epoch; the bar shows the previous step's
-    loss, so the host waits for step ``i - 1`` while step ``i`` runs.
+    The per-step loss stays on the device during an epoch. With a bar, step ``i - 1`` is
+    counted (and its loss shown) once its loss is computed, which the host waits for while
+    step ``i`` runs: steps/s measures computation, not how fast steps are dispatched.
 
     Many devices or processes: pass the :class:`fnlearn.sharding.Plan` the steps were made
     with as ``sharding`` and a state placed with ``plan.put``. Every process runs the same
@@ -146,16 +152,18 @@ def fit(
                                   sharding=None if sharding is None else sharding.batch)
         if jax.process_index() != 0:  # one bar per run, not one per process
             progress = False
-        bar = _progress_bar(batches, progress, desc=f"epoch {epoch + 1}/{epochs}",
+        label = f"epoch {epoch + 1}/{epochs}"
+        bar = _progress_bar(progress, desc=f"{desc} {label}" if desc else label,
                             total=_num_batches(data, batch_size, drop_last))
-        show = not getattr(bar, "disable", True)
         losses, start = [], time.perf_counter()
-        for batch in bar:
+        for batch in batches:
             state, metrics = train_step(state, batch)
             losses.append(metrics["loss"])
-            if show and len(losses) > 1:
-                bar.set_postfix(loss=f"{float(losses[-2]):.4g}", refresh=False)
-        if show:
+            if bar is not None and len(losses) > 1:
+                _count_step(bar, losses[-2])  # waits for step i - 1 while step i runs
+        if bar is not None:
+            if losses:
+                _count_step(bar, losses[-1])
             bar.close()
         losses = [float(x) for x in jax.device_get(losses)]
         history.loss.extend(losses)
@@ -181,14 +189,25 @@ def _num_batches(data: Any, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
-def _progress_bar(batches: Any, progress: bool | None, **kwargs: Any) -> Any:
-    """tqdm over ``batches`` (``progress=None``: only on a terminal), or ``batches`` itself."""
+def _progress_bar(progress: bool | None, **kwargs: Any) -> Any:
+    """A manually advanced tqdm bar (``progress=None``: only on a terminal), or ``None``."""
     if progress is False:
-        return batches
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        if progress:
-            raise
-        return batches
-    return tqdm(batches, unit="step", disable=None if progress is None else False, **kwargs)
+        return None
+    if progress:
+        tqdm = require_extra("tqdm", "fit(progress=True)").tqdm
+    else:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return None
+    bar = tqdm(unit="step", disable=None if progress is None else False, **kwargs)
+    if bar.disable:
+        bar.close()
+        return None
+    return bar
+
+
+def _count_step(bar: Any, loss: Array) -> None:
+    """Count one step on ``bar`` once its loss is computed (``float`` waits for it)."""
+    bar.set_postfix(loss=f"{float(loss):.4g}", refresh=False)
+    bar.update(1)

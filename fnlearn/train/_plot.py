@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._validate import require_extra
+
 if TYPE_CHECKING:
     from ._loop import History
 
@@ -18,9 +20,11 @@ def plot_histories(
     """Plot several runs' losses on one log-scale figure (e.g. one curve per optimizer).
 
     Each run draws its per-step loss faintly, its per-epoch mean training loss as a line, and
-    its per-epoch validation loss dashed when recorded. Needs matplotlib; writes a PNG.
+    its per-epoch validation loss dashed when recorded. Needs matplotlib
+    (``pip install "fnlearn[train]"``); writes a PNG.
     """
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+    # the Figure class, not pyplot: no GUI backend, no global state
+    Figure = require_extra("matplotlib.figure", "plot_histories").Figure
 
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()

@@ -13,6 +13,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from .._typing import Array, Params
+from .._validate import is_int
 from ..flat import Flat
 from ..optim import update_and_apply
 from ..sharding import Plan
@@ -76,8 +77,9 @@ def make_train_step(
       has_aux: ``loss_fn`` returns ``(loss, aux)``; ``aux`` (any pytree of arrays) is returned
         in the metrics, averaged over micro-batches when ``accumulate_steps > 1``.
       donate: donate the input state's buffers (``jax.jit(donate_argnums=0)``), so params and
-        optimizer state are updated in place. The state passed in must not be used afterwards;
-        the returned state is a fresh, reusable one.
+        optimizer state are updated in place. The state passed in must not be used afterwards
+        (calling the step on it again raises a ``ValueError`` saying so); the returned state
+        is a fresh, reusable one. ``False`` keeps every state usable.
       accumulate_steps: ``K``, the number of micro-batches per update (1: no accumulation).
       skip_nonfinite: skip non-finite steps, counting them in ``state.skipped``.
       compiler_options: XLA options for compiling this step only (``jax.jit``'s
@@ -108,6 +110,9 @@ def make_train_step(
 
     Example::
 
+        >>> import jax.numpy as jnp
+        >>> import optax
+        >>> from fnlearn.train import TrainState, make_train_step
         >>> loss_fn = lambda p, b: jnp.mean((b[0] @ p["w"] - b[1]) ** 2)
         >>> opt = optax.sgd(0.1)
         >>> state = TrainState.create({"w": jnp.zeros((3, 1))}, opt)
@@ -116,11 +121,7 @@ def make_train_step(
         >>> float(metrics["loss"]), int(state.step)
         (1.0, 1)
     """
-    if (
-        isinstance(accumulate_steps, bool)
-        or not isinstance(accumulate_steps, (int, np.integer))
-        or accumulate_steps < 1
-    ):
+    if not is_int(accumulate_steps, 1):
         raise ValueError(
             f"accumulate_steps must be a positive integer, got {accumulate_steps!r}"
         )
@@ -151,8 +152,43 @@ def make_train_step(
         return TrainState(params, opt_state, state.step + 1, skipped), metrics
 
     if sharding is not None:
-        return _sharded(step, sharding, int(accumulate_steps), donate, options)
-    return jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
+        jitted = _sharded(step, sharding, int(accumulate_steps), donate, options)
+    else:
+        jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
+    return _explain_donation(jitted) if donate else jitted
+
+
+def _donated_error() -> ValueError:
+    return ValueError(
+        "make_train_step: this state was donated to an earlier call of the step (donate=True "
+        "updates params and optimizer state in place, so the state passed in is used up). "
+        "Continue from the state the step returned (state, metrics = step(state, batch)), or "
+        "build the step with make_train_step(..., donate=False) to keep every state usable "
+        "(at the cost of a copy of params and optimizer state per step)")
+
+
+def _explain_donation(jitted: Any) -> TrainStep:
+    """The donating step, with XLA's "Buffer has been deleted or donated" (a state used
+    twice) turned into an error that says what happened and how to opt out. The check is
+    one flag read (``state.step``, a buffer every call donates) before the call, and the
+    XLA error is translated too where another part of the state was reused."""
+
+    @functools.wraps(jitted)
+    def call(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
+        counter = getattr(state, "step", None)
+        if isinstance(counter, jax.Array) and counter.is_deleted():
+            raise _donated_error()
+        try:
+            return jitted(state, batch)
+        except ValueError as e:
+            if "deleted or donated" in str(e):
+                raise _donated_error() from None
+            raise
+
+    for name in ("lower", "trace"):  # as jax.jit's: step.lower(state, batch).compile()
+        if hasattr(jitted, name):
+            setattr(call, name, getattr(jitted, name))
+    return call
 
 
 def _check_compiler_options(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -186,6 +222,8 @@ def make_eval_step(
 
     Example::
 
+        >>> import jax.numpy as jnp
+        >>> from fnlearn.train import make_eval_step
         >>> loss_fn = lambda p, b: jnp.mean((b[0] @ p["w"] - b[1]) ** 2)
         >>> eval_step = make_eval_step(loss_fn)
         >>> float(eval_step({"w": jnp.ones((3, 1))}, (jnp.ones((2, 3)), jnp.zeros((2, 1))))["loss"])

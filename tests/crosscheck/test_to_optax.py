@@ -149,7 +149,7 @@ def test_results_say_what_to_write():
     eq = cc.to_optax("sgd", momentum=0.9, weight_decay=0.1, maximize=True)
     assert eq.expression.startswith(
         "optax.chain(optax.scale(-1.0), optax.add_decayed_weights(0.1), optax.sgd(")
-    assert "transform=" not in repr(eq)
+    assert "transform=<optax.chain(optax.scale(-1.0)" in repr(eq) and "<function" not in repr(eq)
 
 
 @pytest.mark.parametrize("max_norm, exact", [(1.0, False)], ids=["clip_grad_norm"])
@@ -184,3 +184,42 @@ def test_clip_grad_value_matches():
 def test_bad_configurations_raise(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         cc.to_optax(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "optimizer, error, match",
+    [
+        ("Adam", ValueError, r"unknown optimizer 'Adam'; .*write to_optax\('adam', \.\.\.\)"),
+        ("RMSprop", ValueError, r"write to_optax\('rmsprop', \.\.\.\)"),
+        ("SparseAdam", ValueError, r"write to_optax\('sparse_adam', \.\.\.\)"),
+        (optim.adam(1e-3), TypeError,
+         r"not a built optimizer.*to_optax\('adam', lr=1e-3\)"),
+        ("sparse_adam", ValueError, "optax has no equivalent of fnlearn.optim.sparse_adam"),
+    ],
+    ids=["torch-name", "torch-name-2", "torch-name-sparse", "built-optimizer", "no-equivalent"],
+)
+def test_porting_mistakes_say_what_to_write(optimizer, error, match):
+    with pytest.raises(error, match=match):
+        cc.to_optax(optimizer)
+
+
+def test_repr_shows_the_transform():
+    eq = cc.to_optax("adam", lr=1e-2)
+    assert repr(eq).startswith(
+        "OptaxEquivalent(transform=<optax.adam(0.01, b1=0.9, b2=0.999, eps=1e-08)>, exact=True")
+
+
+def test_crosscheck_is_an_attribute_of_fnlearn_after_import_fnlearn():
+    """``import fnlearn`` then ``fnlearn.crosscheck.to_optax``: imported on first access."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fnlearn; assert 'fnlearn.crosscheck' not in sys.modules; "
+            "print(fnlearn.crosscheck.to_optax('sgd').exact, 'crosscheck' in dir(fnlearn))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.split() == ["True", "True"]
+    import fnlearn
+
+    with pytest.raises(AttributeError, match="has no attribute 'crosschek'"):
+        fnlearn.crosschek  # noqa: B018

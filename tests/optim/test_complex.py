@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from fnlearn import optim, train
-from fnlearn.optim._base import compute_dtype
+from fnlearn.optim._base import scalar_dtype
 
 #: (optimizer, options): every optimizer, the options that add state or touch the params
 CONFIGS = [
@@ -118,8 +118,8 @@ def test_fused_apply_takes_complex_leaves_through_the_rule(name):
 
 
 def test_compute_dtype_of_complex_leaves():
-    assert compute_dtype({"z": jnp.zeros(2, jnp.complex128)}) == np.float64
-    assert compute_dtype({"z": jnp.zeros(2, jnp.complex64)}) == np.float32
+    assert scalar_dtype({"z": jnp.zeros(2, jnp.complex128)}) == np.float64
+    assert scalar_dtype({"z": jnp.zeros(2, jnp.complex64)}) == np.float32
 
 
 def test_train_step_hands_the_optimizer_torchs_gradient():

@@ -192,3 +192,48 @@ def test_random_plateau_matches_torch(seed):
         state = step(state, m)
         got.append(float(state.lr))
     np.testing.assert_allclose(got, want, rtol=1e-15, err_msg=str(kwargs))
+
+
+# Every scheduler past its end against torch: (id, torch builder, schedule, where it ends).
+# torch's schedulers with an end hold their last value (ConstantLR, LinearLR, PolynomialLR,
+# SWALR, a SequentialLR ending in one), CosineAnnealingLR keeps following its cosine (its
+# recursive form is periodic with period 2 T_max), and OneCycleLR raises.
+PAST_END = [
+    ("constant_lr", lambda o: S.ConstantLR(o, 0.4, 4), s.constant_lr(LR, 0.4, 4), 4),
+    ("linear_lr", lambda o: S.LinearLR(o, 0.3, 0.8, 5), s.linear_lr(LR, 0.3, 0.8, 5), 5),
+    ("polynomial_lr", lambda o: S.PolynomialLR(o, 5, 2.0), s.polynomial_lr(LR, 5, 2.0), 5),
+    ("cosine_annealing_lr", lambda o: S.CosineAnnealingLR(o, 5, 0.01),
+     s.cosine_annealing_lr(LR, 5, 0.01), 5),
+    ("multi_step_lr", lambda o: S.MultiStepLR(o, [2, 5], 0.5), s.multi_step_lr(LR, [2, 5], 0.5),
+     5),
+    ("swa_lr", lambda o: SWALR(o, swa_lr=0.02, anneal_epochs=3), s.swa_lr(LR, 0.02, 3), 3),
+    ("sequential_lr", lambda o: S.SequentialLR(o, [S.ConstantLR(o, 0.5, 2),
+                                                   S.LinearLR(o, 0.5, 1.0, 3)], [2]),
+     s.sequential_lr([s.constant_lr(LR, 0.5, 2), s.linear_lr(LR, 0.5, 1.0, 3)], [2]), 5),
+]
+
+
+@pytest.mark.parametrize("name, build, fn, end", PAST_END, ids=[c[0] for c in PAST_END])
+def test_schedulers_past_their_end_do_what_torch_does(name, build, fn, end):
+    steps = 4 * end + 3
+    want, _ = _torch_lrs(build, steps)
+    got = jax.jit(jax.vmap(fn))(jnp.arange(steps, dtype=jnp.int32))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-15)
+
+
+def test_one_cycle_past_its_end_raises_as_torch_does():
+    total = 10
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=LR, momentum=0.9)
+    sched = S.OneCycleLR(opt, 1.0, total_steps=total)
+    for _ in range(total):  # the lr of steps 0..total, as ours(0..total)
+        opt.step()
+        sched.step()
+    opt.step()
+    with pytest.raises(ValueError) as theirs:
+        sched.step()  # the lr of step total + 1
+    ours = s.one_cycle_lr(1.0, total_steps=total)
+    ours(total)
+    with pytest.raises(ValueError) as mine:
+        ours(total + 1)
+    assert str(mine.value) == str(theirs.value)

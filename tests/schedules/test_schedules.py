@@ -270,10 +270,28 @@ def test_optax_cosine_decay_stays_at_eta_min_past_T_max_torch_does_not():
     assert np.max(np.abs(ours[11:] - theirs[11:])) == pytest.approx(0.09)
 
 
-def test_one_cycle_holds_its_value_past_total_steps():
-    """torch raises when stepped past total_steps; the schedule holds the value at T."""
+def test_one_cycle_past_total_steps_raises_like_torch_and_holds_under_jit():
+    """torch's OneCycleLR raises when stepped past total_steps: so does a concrete step (the
+    same message); a traced step cannot raise and holds the value at total_steps."""
     sched = s.one_cycle_lr(1.0, total_steps=10)
-    assert float(sched(10)) == float(sched(11)) == float(sched(1000))
+    sched(10)
+    for k in (11, np.int64(11), jnp.asarray(11), jnp.arange(12)):
+        with pytest.raises(ValueError, match="Tried to step 11 times. The specified number of "
+                                             "total steps is 10"):
+            sched(k)
+    jitted = jax.jit(sched)
+    assert float(jitted(10)) == float(jitted(11)) == float(jitted(1000))
+    momentum = s.one_cycle_momentum(total_steps=10)
+    with pytest.raises(ValueError, match="Tried to step 12 times"):
+        momentum(12)
+    # inside an optimizer the step count is concrete in eager code: the 11th update raises
+    opt = optim.sgd(lr=sched)
+    params = {"w": jnp.ones(2)}
+    state = opt.init(params)
+    for _ in range(11):
+        _, state = opt.update({"w": jnp.ones(2)}, state, params)
+    with pytest.raises(ValueError, match="Tried to step 11 times"):
+        opt.update({"w": jnp.ones(2)}, state, params)
 
 
 def test_warm_restarts_exact_at_large_steps():
@@ -404,3 +422,41 @@ def test_traced_hyperparameters_are_not_checked_but_work():
     assert float(value) == pytest.approx(0.05 + float(s.one_cycle_lr(0.1, total_steps=10)(3)))
     grad = jax.grad(lambda lr: s.cosine_annealing_lr(lr, 4)(1))(0.2)
     assert float(grad) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
+
+
+# every scheduler with its first (lr-like) argument given by keyword, the rest fixed
+_BY_LR = {
+    "step_lr": lambda v: s.step_lr(v, 2),
+    "multi_step_lr": lambda v: s.multi_step_lr(v, [2]),
+    "constant_lr": lambda v: s.constant_lr(v),
+    "linear_lr": lambda v: s.linear_lr(v),
+    "exponential_lr": lambda v: s.exponential_lr(v, 0.9),
+    "polynomial_lr": lambda v: s.polynomial_lr(v),
+    "cosine_annealing_lr": lambda v: s.cosine_annealing_lr(v, 5),
+    "cosine_annealing_warm_restarts": lambda v: s.cosine_annealing_warm_restarts(v, 3),
+    "cyclic_lr": lambda v: s.cyclic_lr(0.01, v),
+    "one_cycle_lr": lambda v: s.one_cycle_lr(v, total_steps=10),
+    "lambda_lr": lambda v: s.lambda_lr(v, lambda k: 1.0),
+    "multiplicative_lr": lambda v: s.multiplicative_lr(v, lambda k: 0.9),
+    "chained_scheduler": lambda v: s.chained_scheduler(v, [s.exponential_lr(v, 0.9)]),
+    "swa_lr": lambda v: s.swa_lr(v, 0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BY_LR))
+def test_scheduler_hyperparameters_as_torch_takes_them(name):
+    """A number or a 0-d / one-element array (the same values); strings, None and arrays of
+    several elements refused at construction, naming the argument."""
+    build = _BY_LR[name]
+    want = float(build(0.1)(3))
+    for value in (jnp.asarray(0.1), jnp.asarray([0.1]), np.float64(0.1)):
+        got = build(value)(3)
+        assert got.shape == () and float(got) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(TypeError, match=r"must be a number or a 0-d array, got '0.1' \(str\)"):
+        build("0.1")
+    with pytest.raises(TypeError, match="must be a number or a 0-d array, got None"):
+        build(None)
+    with pytest.raises(ValueError, match=r"must be 1-element, got an array of shape \(2,\)"):
+        build(jnp.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match="Expected non-negative"):
+        build(jnp.asarray(-0.1))
