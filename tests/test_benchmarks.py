@@ -76,7 +76,8 @@ def test_peak_memory_runs(bench):
 
     rows = peak_memory.main(["--size", "65536", "--leaves", "5", "--steps", "1"])
     fused = {"fnlearn-fused"} if jax.default_backend() == "cpu" else set()
-    assert {r["variant"] for r in rows} == {"fnlearn-flat", "fnlearn-tree", "optax", *fused}
+    assert {r["variant"] for r in rows} == {"fnlearn-flat", "fnlearn-tree", "optax",
+                                            "fnlearn-train-step", *fused}
     assert all(r["peak_over_base_mb"] > 0 and r["step_ratio"] > 0 for r in rows)
 
 
@@ -120,3 +121,25 @@ def test_cross_entropy_runs(bench):
     assert [(r["shape"], r["variant"]) for r in rows] == [
         ("8x3", "fnlearn"), ("8x3", "optax"), ("4x5", "fnlearn"), ("4x5", "optax")]
     assert all(r["ms"] > 0 and r["fusions"] > 0 for r in rows)
+
+
+def test_train_step_goals_runs(bench):
+    import train_step_goals
+
+    rows = train_step_goals.main(["--size", "8192", "--leaves", "3", "--reps", "1",
+                                  "--rounds", "1", "--optimizers", "sgd"])
+    variants = [(r["group"], r["variant"]) for r in rows]
+    assert ("own step", "fnlearn sgd") in variants and ("own step", "optax sgd") in variants
+    assert {"make_train_step, default", "make_train_step, flat=True", "own step, optax.adam",
+            "loss+grads, kept"} <= {v for _, v in variants}
+    assert all(r["step_ms"] > 0 for r in rows)
+
+
+def test_transformer_step_runs(bench):
+    import transformer_step
+
+    rows = transformer_step.main(["--layers", "1", "--dim", "16", "--heads", "2", "--vocab",
+                                  "64", "--seq", "8", "--batch", "2", "--reps", "1",
+                                  "--rounds", "1", "--variants", "fnlearn default,flax+optax"])
+    assert [r["variant"] for r in rows] == ["fnlearn default", "flax+optax"]
+    assert all(r["leaves"] == 6 + 16 and r["step_ms"] > 0 and r["peak_mb"] > 0 for r in rows)

@@ -105,12 +105,44 @@ def test_donation_updates_in_place_and_the_returned_state_is_reusable():
 
 
 def test_donation_aliases_params_and_optimizer_state_in_the_compiled_step():
+    """The state's buffers are updated in place when donated; the kept gradient buffer (as
+    torch's ``.grad``) always is."""
     opt = fl.optim.adam(lr=0.01)
     state = TrainState.create(_params(), opt)
     state_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
-    for donate, expected in [(True, state_bytes), (False, 0)]:
+    grad_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state.params))
+    for donate, expected in [(True, state_bytes + grad_bytes), (False, grad_bytes)]:
         compiled = make_train_step(_mse, opt, donate=donate).lower(state, _data()).compile()
         assert compiled.memory_analysis().alias_size_in_bytes == expected
+
+
+def test_the_gradient_buffer_is_kept_and_reused_without_recompiling():
+    opt = fl.optim.sgd(lr=0.1, momentum=0.9)
+    step = make_train_step(_mse, opt)
+    kept_gradient = step.__wrapped__  # under the donation check's wrapper
+    state = TrainState.create(_params(), opt)
+    state, _ = step(state, _data())
+    kept = kept_gradient._kept
+    assert jax.tree.map(lambda g: g.shape, kept) == jax.tree.map(lambda p: p.shape, state.params)
+    state, _ = step(state, _data())
+    assert all(g.is_deleted() for g in jax.tree.leaves(kept))  # donated to the second call
+    assert kept_gradient._jitted._cache_size() == 1
+    # params of other shapes (another model) get a buffer of their own; same numbers
+    def mse_c(p, b):
+        return _mse(p, b) + jnp.sum(p["c"] ** 2)
+
+    step_c = make_train_step(mse_c, opt)
+    step_c(TrainState.create(_params() | {"c": jnp.ones(2)}, opt), _data())
+    got, _ = step_c(TrainState.create(_params() | {"c": jnp.ones(3)}, opt), _data())
+    want, _ = make_train_step(mse_c, opt)(TrainState.create(_params() | {"c": jnp.ones(3)},
+                                                            opt), _data())
+    assert _bits(got) == _bits(want) and step_c.__wrapped__._kept["c"].shape == (3,)
+    # under an outer jit the step keeps nothing and gives the same numbers
+    outer, _ = jax.jit(step_c)(TrainState.create(_params() | {"c": jnp.zeros(2)}, opt),
+                               _data())
+    inner, _ = make_train_step(mse_c, opt)(TrainState.create(_params() | {"c": jnp.zeros(2)},
+                                                             opt), _data())
+    assert _bits(outer) == _bits(inner)
 
 
 def test_create_unshares_an_optimizer_state_that_holds_the_params():

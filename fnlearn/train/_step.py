@@ -48,6 +48,13 @@ def make_train_step(
         theta     = theta + u        # (fused=True optimizers: one in-place optimizer.apply)
         step      = step + 1
 
+    The gradient is written into a buffer the step keeps from its previous call, as torch
+    keeps each parameter's ``.grad`` between steps (one gradient-sized buffer per step
+    function, donated to the next call): a fresh gradient buffer would be allocated and
+    mapped page by page on every call, which on CPU costs more than the optimizer's update
+    (benchmarks/train_step_goals.md). Under an outer transformation (``jax.jit``,
+    ``jax.grad``) the step starts from zeros each call and keeps nothing.
+
     With ``accumulate_steps = K`` the batch (leading dimension ``B``, divisible by ``K``) is
     split into ``K`` consecutive micro-batches of ``B / K`` samples, and a ``lax.scan`` sums
     their gradients into one params-sized buffer before a single update::
@@ -98,7 +105,8 @@ def make_train_step(
     Returns:
       ``step(state, batch) -> (state, metrics)`` where ``metrics`` is a dict of device arrays
       (no host sync: convert with ``float()`` only when needed): ``"loss"``, ``"aux"`` (with
-      ``has_aux``) and ``"skipped"`` (bool, with ``skip_nonfinite``).
+      ``has_aux``) and ``"skipped"`` (bool, with ``skip_nonfinite``). ``step.lower(state,
+      batch)`` lowers the jitted function it calls, as ``jax.jit``'s ``lower`` does.
 
     Raises:
       TypeError: ``compiler_options`` is not a mapping with string keys.
@@ -128,7 +136,9 @@ def make_train_step(
     options = _check_compiler_options(compiler_options)
     loss_and_grads = _make_loss_and_grads(loss_fn, has_aux, int(accumulate_steps), sharding)
 
-    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
+    def step(grad_buffer: Params, state: TrainState, batch: Any
+             ) -> tuple[Params, TrainState, dict[str, Any]]:
+        del grad_buffer  # donated: the new gradient is written into its memory
         if skip_nonfinite and state.skipped is None:
             raise ValueError(
                 "skip_nonfinite=True counts skipped steps in state.skipped, which is None here: "
@@ -149,12 +159,22 @@ def make_train_step(
             )
             skipped = skipped + jnp.logical_not(finite).astype(skipped.dtype)
             metrics["skipped"] = jnp.logical_not(finite)
-        return TrainState(params, opt_state, state.step + 1, skipped), metrics
+        return grads, TrainState(params, opt_state, state.step + 1, skipped), metrics
 
     if sharding is not None:
-        jitted = _sharded(step, sharding, int(accumulate_steps), donate, options)
+        def state_step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
+            _, state, metrics = step(None, state, batch)
+            return state, metrics
+
+        jitted = _sharded(state_step, sharding, int(accumulate_steps), donate, options)
     else:
-        jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
+        # The gradient buffer comes first among the inputs and the outputs: JAX pairs donated
+        # inputs with outputs of the same shape in order, so the new gradient takes the old
+        # one's memory and the new params take the old params', donated state or not.
+        # keep_unused: the buffer is never read, and JAX would drop (not donate) an unused
+        # input.
+        jitted = _KeptGradient(jax.jit(step, donate_argnums=(0, 1) if donate else (0,),
+                                       keep_unused=True, compiler_options=options))
     return _explain_donation(jitted) if donate else jitted
 
 
@@ -176,7 +196,8 @@ def _explain_donation(jitted: Any) -> TrainStep:
     @functools.wraps(jitted)
     def call(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
         counter = getattr(state, "step", None)
-        if isinstance(counter, jax.Array) and counter.is_deleted():
+        if (isinstance(counter, jax.Array) and not isinstance(counter, jax.core.Tracer)
+                and counter.is_deleted()):
             raise _donated_error()
         try:
             return jitted(state, batch)
@@ -189,6 +210,49 @@ def _explain_donation(jitted: Any) -> TrainStep:
         if hasattr(jitted, name):
             setattr(call, name, getattr(jitted, name))
     return call
+
+
+class _KeptGradient:
+    """``step(state, batch) -> (state, metrics)`` over a jitted
+    ``(grad_buffer, state, batch) -> (grads, state, metrics)``: each call donates the
+    gradient of the previous one (zeros on the first call, or when the params' structure,
+    shapes, dtypes or shardings changed), so XLA writes the new gradient in place."""
+
+    def __init__(self, jitted: Callable[..., Any]):
+        functools.update_wrapper(self, jitted, updated=())  # the step's name and docstring
+        self._jitted = jitted
+        self._kept: Params | None = None
+
+    def __call__(self, state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
+        params = state.params
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(params)):
+            _, state, metrics = self._jitted(_zeros_like(params), state, batch)
+            return state, metrics
+        kept, self._kept = self._kept, None  # taken, so a concurrent call makes its own
+        if kept is None or not _same_buffers(kept, params):
+            kept = _zeros_like(params)
+        self._kept, state, metrics = self._jitted(kept, state, batch)
+        return state, metrics
+
+    def lower(self, state: TrainState, batch: Any) -> Any:
+        """``jax.jit(...).lower`` of the function each call runs."""
+        return self._jitted.lower(jax.eval_shape(_zeros_like, state.params), state, batch)
+
+
+def _zeros_like(params: Params) -> Params:
+    """Zeros with each parameter's shape, dtype and sharding (``jnp.zeros_like``'s rules)."""
+    return jax.tree.map(jnp.zeros_like, params)
+
+
+def _same_buffers(kept: Params, params: Params) -> bool:
+    """Whether ``kept`` can hold ``params``' gradient: same structure, shapes, dtypes and
+    shardings, and not deleted."""
+    a, tree_a = jax.tree.flatten(kept)
+    b, tree_b = jax.tree.flatten(params)
+    return tree_a == tree_b and all(
+        not x.is_deleted() and x.shape == y.shape and x.dtype == y.dtype
+        and (not isinstance(y, jax.Array) or x.sharding == y.sharding)
+        for x, y in zip(a, b, strict=True))
 
 
 def _check_compiler_options(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
