@@ -22,9 +22,9 @@ def generators() -> dict[str, Callable[[], None]]:
     from tests.losses import generate_reference as losses
     from tests.optim import cases as optim_cases
     from tests.optim import generate_reference as optim
-    from tests.optim.generate_averaging_reference import generate as swa_utils
     from tests.optim.generate_lbfgs_reference import generate as lbfgs
     from tests.optim.generate_muon_reference import generate as muon
+    from tests.optim.generate_swa_utils_reference import generate as swa_utils
     from tests.schedules.generate_reference import generate as schedules
 
     table: dict[str, Callable[[], None]] = {}

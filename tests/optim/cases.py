@@ -1,8 +1,9 @@
 """Optimizer case tables: the configurations checked against torch reference trajectories.
 
-How to add a table (for the owner of a ``cases_<name>.py``):
+One table per torch.optim algorithm, named after it (``tests/optim/tables/<name>.py``; Adam's
+holds AdamW's cases too). How to add a table:
 
-1. Write ``tests/optim/cases_<name>.py`` with ``CASES: list[OptCase]`` (see
+1. Write ``tests/optim/tables/<name>.py`` with ``CASES: list[OptCase]`` (see
    ``tests._reference.OptCase``): ``name`` is the ``fnlearn.optim`` factory, ``torch_name``
    the ``torch.optim`` class, ``kwargs`` go to both (``torch_kwargs`` overrides torch's).
    Case ids are unique within a table and readable (``"adam-amsgrad-wd"``).
@@ -35,7 +36,8 @@ import numpy as np
 from fnlearn import optim
 from tests._reference import OptCase
 
-TABLE_MODULES = ("core", "more", "adafactor")
+TABLE_MODULES = ("sgd", "rmsprop", "adagrad", "adam", "adamax", "nadam", "radam", "adadelta",
+                 "asgd", "rprop", "adafactor")
 
 #: The parameter shapes every reference trajectory uses (a list pytree, torch's param order).
 SHAPES = ((2, 3), (3,))
@@ -63,7 +65,7 @@ def unpack(vector: np.ndarray, shapes=SHAPES) -> list[np.ndarray]:
 
 
 def _module(table: str):
-    return importlib.import_module(f"tests.optim.cases_{table}")
+    return importlib.import_module(f"tests.optim.tables.{table}")
 
 
 def tables() -> dict[str, list[OptCase]]:

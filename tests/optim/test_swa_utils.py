@@ -11,7 +11,7 @@ import pytest
 
 from fnlearn.optim import swa_utils
 from tests._reference import TESTS, load
-from tests.optim.averaging_cases import CASES, SHAPES, snapshots
+from tests.optim.swa_utils_cases import CASES, SHAPES, snapshots
 
 TOL = {"float64": 1e-10, "float32": 1e-5}
 REFERENCE = load(TESTS / "optim" / "reference" / "swa_utils.npz")

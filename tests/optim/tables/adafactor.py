@@ -4,12 +4,7 @@ matrix, whose second moment is factored into row and column means, and a vector)
 from __future__ import annotations
 
 from tests._reference import OptCase
-
-
-def cyclic(k):
-    """A non-monotone lr factor: 1, 4/3, 5/3, ..., 3, 1, ... (period 7)."""
-    return 1.0 + (k % 7) / 3
-
+from tests.optim.tables._factors import cyclic  # noqa: F401 (named by lr_schedule)
 
 CASES = [
     OptCase("adafactor-default", "adafactor", "Adafactor"),

@@ -2,7 +2,7 @@
 
     python -m tests.generate_reference swa_utils
 
-For every case of tests/optim/averaging_cases.py and dtype (torch's default dtype float64):
+For every case of tests/optim/swa_utils_cases.py and dtype (torch's default dtype float64):
 a module whose parameters take each snapshot in turn, ``AveragedModel.update_parameters``
 after each; stored ``<case>|<dtype>|<name>``: the averaged parameter after every update,
 ``(updates, *shape)``.
@@ -15,7 +15,7 @@ import torch
 from torch.optim import swa_utils
 
 from tests._reference import TESTS
-from tests.optim.averaging_cases import CASES, SHAPES, snapshots
+from tests.optim.swa_utils_cases import CASES, SHAPES, snapshots
 
 OUT = TESTS / "optim" / "reference" / "swa_utils.npz"
 
