@@ -17,7 +17,7 @@ from tests.losses.cases import tables
 # The losses emit torch's warnings (a target broadcast to the input's shape, kl_div's 'mean',
 # the legacy size_average/reduce arguments); the module tests check them, here they are noise.
 pytestmark = [
-    pytest.mark.filterwarnings("ignore:Using a target size:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Using a target of shape:UserWarning"),
     pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning"),
     pytest.mark.filterwarnings("ignore:size_average and reduce args:UserWarning"),
 ]
