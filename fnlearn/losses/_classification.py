@@ -497,15 +497,35 @@ def _index_loss(log_prob_at, log_probs, lp_shape, target, weight, ignore_index, 
         parts = [(1 - e) * parts[0], (e / C) * jnp.where(valid, smooth, zero)]
     # torch reduces the NLL and the smoothing term separately, over one denominator.
     if reduction == "mean":
-        total_weight = jnp.sum(jnp.where(valid, w_y, zero))
-        # unweighted, the count is 0 exactly when none is valid (one reduction, not two)
-        none_valid = total_weight == 0 if w is None else ~jnp.any(valid)
-        safe = jnp.where(none_valid, jnp.ones_like(total_weight), total_weight)
-        out = sum(_reduction.reduce(p, "mean", denominator=safe) for p in parts)
-        # All ignored: nan (0/0), with the zero gradient of the safe denominator.
-        return jnp.where(none_valid, jnp.nan, out).astype(nll.dtype)
+        return _mean_over_weight(parts, valid, w_y, weighted=w is not None)
     out = sum(_reduction.reduce(p, reduction) for p in parts)
     return out.reshape(shape) if reduction == "none" else out
+
+
+def _mean_over_weight(parts: list[Array], valid: Array, w_y: Array, *, weighted: bool) -> Array:
+    """The ``'mean'`` of class-index losses: each part's sum over ``W``, the summed weight
+    ``w_y`` of the ``valid`` (non-ignored) targets; ``nan`` with a zero gradient when none is
+    valid."""
+    total_weight = jnp.sum(jnp.where(valid, w_y, jnp.zeros_like(w_y)))
+    # unweighted, the count is 0 exactly when none is valid (one reduction, not two)
+    none_valid = ~jnp.any(valid) if weighted else total_weight == 0
+    safe = jnp.where(none_valid, jnp.ones_like(total_weight), total_weight)
+    out = sum(_reduction.reduce(p, "mean", denominator=safe) for p in parts)
+    # All ignored: nan (0/0), with the zero gradient of the safe denominator.
+    return jnp.where(none_valid, jnp.nan, out).astype(parts[0].dtype)
+
+
+def index_target_mean(loss: Array, target: Array, weight: Array | None, ignore_index: int,
+                      num_classes: int) -> Array:
+    """``cross_entropy``'s ``'mean'`` from its ``'none'`` loss (``target``'s shape): the sum
+    over the summed class weight of the non-ignored targets (``nan`` when all are ignored)."""
+    valid = target != ignore_index
+    in_range = (target >= 0) & (target < num_classes)
+    if weight is None:
+        w_y = jnp.ones(target.shape, loss.dtype)
+    else:
+        w_y = weight.astype(loss.dtype)[jnp.where(valid & in_range, target, 0)]
+    return _mean_over_weight([loss], valid, w_y, weighted=weight is not None)
 
 
 def check_targets(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-TABLE_MODULES = ("regression", "classification")
+TABLE_MODULES = ("regression", "classification", "ctc")
 
 
 def tables() -> dict[str, list]:
