@@ -767,11 +767,13 @@ def multi_margin_loss(
     y_safe = jnp.where(in_range, y1, 0)
     x_y = jnp.take_along_axis(x2, y_safe[:, None], axis=1)
     z = jnp.asarray(margin, ct) - x_y + x2
+    # torch's kernel adds a term only ``if (z > 0)``: a nan z (or weight) adds nothing, and
+    # passes no gradient (z is zeroed first, so no nan * 0 from the unused branch)
+    keep = (z > 0) & (jnp.arange(C)[None, :] != y_safe[:, None])
+    z = jnp.where(keep, z, jnp.zeros_like(z))
     h = z if p == 1 else z * z
     if w is not None:
         h = h * w.astype(ct)[y_safe][:, None]
-    # torch's kernel adds a term only ``if (z > 0)``: a nan z (or weight) adds nothing
-    keep = (z > 0) & (jnp.arange(C)[None, :] != y_safe[:, None])
     h = jnp.where(keep, h, jnp.zeros_like(h))
     l = _poison(jnp.sum(h, axis=1) / C, ~in_range).reshape(y.shape)
     return _reduction.reduce(l, reduction).astype(dtype)

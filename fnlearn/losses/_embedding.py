@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -467,9 +469,9 @@ def _pnorm(d: Array, p: float) -> Array:
     """``torch.norm(d, p, dim=-1)`` with torch's gradients (0 where the norm is 0)."""
     a = torch_abs(d)
     if p == math.inf:
-        return jnp.max(a, axis=-1)
+        return _extreme(a, True)
     if p == -math.inf:
-        return jnp.min(a, axis=-1)
+        return _extreme(a, False)
     if p == 0:
         return jnp.sum((a != 0).astype(d.dtype), axis=-1)
     if p == 1:
@@ -483,6 +485,24 @@ def _pnorm(d: Array, p: float) -> Array:
         s = jnp.sum(jnp.where(a == 0, jnp.zeros_like(a), a_safe**p), axis=-1)
     s_safe = jnp.where(s == 0, jnp.ones_like(s), s)
     return jnp.where(s == 0, jnp.zeros_like(s), jnp.sqrt(s_safe) if p == 2 else s_safe ** (1 / p))
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _extreme(a: Array, largest: bool) -> Array:
+    """``max`` (or ``min``) over the last axis with torch's norm gradient: split equally
+    between the entries equal to it, and 0 when none is (a ``nan`` entry; ``jnp.max``'s
+    gradient divides by that count of 0 there)."""
+    return jnp.max(a, axis=-1) if largest else jnp.min(a, axis=-1)
+
+
+@_extreme.defjvp
+def _extreme_jvp(largest, primals, tangents):
+    (a,), (t,) = primals, tangents
+    out = _extreme(a, largest)
+    hit = a == out[..., None]
+    count = jnp.sum(hit, axis=-1).astype(a.dtype)
+    tangent = jnp.sum(jnp.where(hit, t, jnp.zeros_like(t)), axis=-1)
+    return out, tangent / jnp.maximum(count, 1)
 
 
 def _broadcast(named: dict[str, Array]) -> tuple[Array, ...]:
