@@ -7,10 +7,11 @@ One call = the mean loss of class-index targets over ``n`` rows and its gradient
 to the input ``(n, d)`` and the linear weight ``(vocab, d)``, float32, jitted under
 ``jax.value_and_grad``. Variants: ``linear + cross_entropy`` (fnlearn's cross_entropy on the
 materialized ``(n, vocab)`` logits), optax's ``softmax_cross_entropy_with_integer_labels`` on
-the same logits, and fnlearn ``linear_cross_entropy`` with the default chunk rule and with
-each ``--chunks`` row count. ``peak MB`` is XLA's memory analysis of the compiled call
-(arguments + outputs + temporaries: the buffers live at its peak), independent of the
-machine's load; ``ms`` is the median of ``--reps`` calls after a warm-up (compile outside).
+the same logits, and fnlearn ``linear_cross_entropy`` with its default (8 chunks), with
+torch's chunk rule (``LinearCrossEntropyOptions()``) and with each ``--chunks`` row count.
+``peak MB`` is XLA's memory analysis of the compiled call (arguments + outputs +
+temporaries: the buffers live at its peak), independent of the machine's load;
+``ms`` is the median of ``--reps`` calls after a warm-up (compile outside).
 ``--torch`` adds torch's ``F.linear_cross_entropy`` (reference path and chunked options),
 time only.
 """
@@ -81,8 +82,10 @@ def main(argv=None) -> list[dict]:
         "linear + cross_entropy": lambda x, w, y: losses.cross_entropy(x @ w.T, y),
         "linear + optax softmax_cross_entropy": lambda x, w, y: (
             optax.losses.softmax_cross_entropy_with_integer_labels(x @ w.T, y).mean()),
-        "linear_cross_entropy (default chunks)": lambda x, w, y: losses.linear_cross_entropy(
-            x, w, y),
+        "linear_cross_entropy (default: 8 chunks)": lambda x, w, y: (
+            losses.linear_cross_entropy(x, w, y)),
+        "linear_cross_entropy (torch's rule)": lambda x, w, y: losses.linear_cross_entropy(
+            x, w, y, options=losses.LinearCrossEntropyOptions()),
     }
     for c in chunks:
         opts = losses.LinearCrossEntropyOptions(batch_chunk_size=c, chunking_method=None)

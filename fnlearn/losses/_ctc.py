@@ -231,6 +231,8 @@ def _lse3(a1: Array, a2: Array, a3: Array) -> Array:
 
 def _shift(a: Array, k: int) -> Array:
     """``a[..., s - k]`` (``k > 0``) or ``a[..., s + |k|]``, -inf where out of range."""
+    if abs(k) >= a.shape[-1]:
+        return jnp.full(a.shape, -jnp.inf, a.dtype)
     pad = jnp.full(a.shape[:-1] + (abs(k),), -jnp.inf, a.dtype)
     if k > 0:
         return jnp.concatenate([pad, a[..., :-k]], axis=-1)
@@ -244,6 +246,9 @@ def _skip(ext: Array) -> Array:
 
 
 def _shift_int(ext: Array, k: int) -> Array:
+    """``ext[..., s - k]``, -1 where out of range."""
+    if k >= ext.shape[-1]:
+        return jnp.full(ext.shape, -1, ext.dtype)
     return jnp.concatenate([jnp.full(ext.shape[:-1] + (k,), -1, ext.dtype), ext[..., :-k]], -1)
 
 

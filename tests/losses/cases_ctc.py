@@ -80,3 +80,7 @@ CASES = [
           reduction="sum"),
     _case("ctc-long", _problem(60, 2, 7, 20, il=[60, 45], tl=[20, 12])),
 ]
+
+#: The cases of the default run (one compile each, and a CTC compile is slow); the rest run
+#: in the exhaustive tier.
+DEFAULT_RUN = {"ctc-padded-mean", "ctc-concatenated", "ctc-impossible"}

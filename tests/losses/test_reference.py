@@ -12,7 +12,7 @@ import pytest
 
 from fnlearn import losses
 from tests._reference import TESTS, load
-from tests.losses.cases import tables
+from tests.losses.cases import default_run, tables
 
 # The losses emit torch's warnings (a target broadcast to the input's shape, kl_div's 'mean',
 # the legacy size_average/reduce arguments); the module tests check them, here they are noise.
@@ -28,9 +28,12 @@ TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=
 def _params():
     for table, cases in tables().items():
         path = TESTS / "losses" / "reference" / f"{table}.npz"
+        default = default_run(table)
         for case in cases:
+            marks = [] if default is None or case.id in default else [pytest.mark.exhaustive]
             for dtype in case.dtypes:
-                yield pytest.param(table, path, case, dtype, id=f"{case.id}-{dtype}")
+                yield pytest.param(table, path, case, dtype, id=f"{case.id}-{dtype}",
+                                   marks=marks)
 
 
 _CACHE: dict = {}
