@@ -105,7 +105,7 @@ def ctc_loss(
         >>> from fnlearn.losses import ctc_loss
         >>> log_probs = jax.nn.log_softmax(jnp.zeros((4, 1, 3)), axis=-1)  # T=4, N=1, C=3
         >>> round(float(ctc_loss(log_probs, jnp.array([[1, 2]]), [4], [2])), 4)
-        1.0397
+        0.8432
 
     References:
         Graves, Fernandez, Gomez and Schmidhuber, "Connectionist temporal classification:

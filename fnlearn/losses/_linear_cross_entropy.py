@@ -170,7 +170,7 @@ def linear_cross_entropy(
         >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
         >>> A = jnp.array([[2.0, 0.0], [0.0, 0.0], [0.0, 1.0]])  # 3 classes
         >>> round(float(linear_cross_entropy(x, A, jnp.array([0, 2]))), 4)
-        0.4629
+        0.3955
     """
     reduction = check_reduction(reduction)
     _check_label_smoothing(label_smoothing)
