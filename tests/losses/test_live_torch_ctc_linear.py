@@ -123,7 +123,7 @@ def _run(fn, dtype, seeds):
 @pytest.mark.parametrize("fn", ["ctc_loss", "linear_cross_entropy"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_random_configurations_match_torch(fn, dtype):
-    _run(fn, dtype, range(3))
+    _run(fn, dtype, range(1))
 
 
 @pytest.mark.exhaustive

@@ -7,7 +7,7 @@ where torch returns, fnlearn returns the same value and gradients (``nan`` and `
 same places, ``assert_allclose``'s ``equal_nan``). A half dtype torch has no CPU kernel for
 (``NotImplementedError``) is not compared: fnlearn computes it in float32 and returns the
 dtype. The default run draws a few configurations per loss in float64 and float32; the full
-grid (more draws, the half dtypes) is marked ``exhaustive``.
+grid (40 draws per dtype, the half dtypes included) is marked ``exhaustive``.
 """
 
 from __future__ import annotations
@@ -239,8 +239,8 @@ def run_draws(name, dtype, seeds):
 
 @pytest.mark.parametrize("name", ALL)
 def test_edge_inputs_match_torch(name):
-    run_draws(name, "float64", range(4))
-    run_draws(name, "float32", range(4, 6))
+    run_draws(name, "float64", range(2))
+    run_draws(name, "float32", range(4, 5))
 
 
 @pytest.mark.exhaustive
