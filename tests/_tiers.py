@@ -17,10 +17,13 @@ import pytest
 
 def first_of_each(params: Iterable[Any], group: Callable[..., Hashable]) -> list[Any]:
     """``params`` (``pytest.param`` sets) with all but the first of each ``group(*values)``
-    marked exhaustive."""
+    marked exhaustive (params already marked exhaustive count for no group)."""
     seen: set[Hashable] = set()
     out = []
     for p in params:
+        if any(m.name == "exhaustive" for m in p.marks):  # already in the long tier
+            out.append(p)
+            continue
         key = group(*p.values)
         if key in seen:
             p = pytest.param(*p.values, id=p.id, marks=(*p.marks, pytest.mark.exhaustive))

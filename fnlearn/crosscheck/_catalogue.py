@@ -641,7 +641,45 @@ def loss_cases() -> list[LossCase]:
         LossCase("multilabel_margin_loss",
                  lambda r: (_rng_logits(r), np.array([[3, 0, -1, 1, 1]] * 3
                                                      + [[1, 2, 4, -1, 0]] * 3))),
+        LossCase("ctc_loss", _ctc_problem, n_positional=4, options=dict(reduction="none"),
+                 optax=_optax_ctc, optax_text=_OPTAX_CTC),
+        LossCase("ctc_loss", _ctc_problem, n_positional=4,
+                 optax=lambda *a: _optax_ctc(*a).mean(), optax_text=_OPTAX_CTC + ".mean()",
+                 expected="differ",
+                 reason="torch's 'mean' divides each sequence's loss by its target length "
+                        "before averaging; optax returns per-sequence losses (their plain mean "
+                        "differs)"),
+        LossCase("linear_cross_entropy",
+                 lambda r: (r.standard_normal((6, 4)), r.standard_normal((9, 4)),
+                            r.integers(0, 9, 6)),
+                 n_positional=3, wrt=(0, 1),
+                 optax=lambda x, w, y: L.softmax_cross_entropy_with_integer_labels(
+                     x @ w.T, y).mean(),
+                 optax_text="optax.losses.softmax_cross_entropy_with_integer_labels("
+                            "x @ w.T, y).mean()"),
     ]
+
+
+_OPTAX_CTC = ("optax.losses.ctc_loss(log_probs.swapaxes(0, 1), logit_paddings, targets, "
+              "label_paddings)")
+
+
+def _ctc_problem(r: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """(T=10, N=4, C=5) log-probabilities, padded targets, input and target lengths."""
+    x = r.standard_normal((10, 4, 5))
+    log_probs = x - np.log(np.exp(x).sum(-1, keepdims=True))
+    return (log_probs, r.integers(1, 5, (4, 3)), np.array([10, 9, 7, 10]),
+            np.array([3, 2, 3, 1]))
+
+
+def _optax_ctc(log_probs: Any, targets: Any, input_lengths: Any, target_lengths: Any) -> Any:
+    """optax's conventions: batch-first logits (log-probs are their own log_softmax), 0/1
+    paddings instead of lengths, blank_id 0, per-sequence losses."""
+    T, S = log_probs.shape[0], targets.shape[1]
+    logit_pad = (jnp.arange(T)[None, :] >= input_lengths[:, None]).astype(log_probs.dtype)
+    label_pad = (jnp.arange(S)[None, :] >= target_lengths[:, None]).astype(log_probs.dtype)
+    return optax.losses.ctc_loss(jnp.swapaxes(log_probs, 0, 1), logit_pad, targets, label_pad,
+                                 blank_id=0)
 
 
 # --------------------------------------------------------------------------------------------

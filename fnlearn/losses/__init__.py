@@ -5,6 +5,7 @@ from ._classes import (
     BCEWithLogitsLoss,
     CosineEmbeddingLoss,
     CrossEntropyLoss,
+    CTCLoss,
     GaussianNLLLoss,
     HingeEmbeddingLoss,
     HuberLoss,
@@ -33,6 +34,7 @@ from ._classification import (
     nll_loss,
     soft_margin_loss,
 )
+from ._ctc import ctc_loss
 from ._embedding import (
     cosine_embedding_loss,
     hinge_embedding_loss,
@@ -41,6 +43,7 @@ from ._embedding import (
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+from ._linear_cross_entropy import LinearCrossEntropyOptions, linear_cross_entropy
 from ._probabilistic import gaussian_nll_loss, kl_div, poisson_nll_loss
 from ._reduction import reduce
 from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss
@@ -49,10 +52,12 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CosineEmbeddingLoss",
+    "CTCLoss",
     "CrossEntropyLoss",
     "GaussianNLLLoss",
     "HingeEmbeddingLoss",
     "HuberLoss",
+    "LinearCrossEntropyOptions",
     "KLDivLoss",
     "L1Loss",
     "MarginRankingLoss",
@@ -76,9 +81,11 @@ __all__ = [
     "nll_loss",
     "soft_margin_loss",
     "cosine_embedding_loss",
+    "ctc_loss",
     "gaussian_nll_loss",
     "hinge_embedding_loss",
     "kl_div",
+    "linear_cross_entropy",
     "margin_ranking_loss",
     "poisson_nll_loss",
     "pairwise_distance",

@@ -1,12 +1,17 @@
 """Torch-style input checks and broadcasting shared by the losses.
 
-Every check runs at trace time (on shapes and dtypes, never on values) and raises an exception
-that names the offending argument. Add new shared checks here, not inside a loss module.
+Shape and dtype checks run at trace time and raise an exception that names the offending
+argument. Value checks (a class index out of range, a probability outside [0, 1], a negative
+length) go through :func:`concrete_values`: they run, with torch's exception class and message,
+only when the values are known, that is on concrete arrays (eager calls, also under an eager
+``jax.grad``); under ``jit``/``vmap`` the values are tracers and the loss gives ``nan`` instead.
+Add new shared checks here, not inside a loss module.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -79,8 +84,9 @@ def broadcast_pair(
 ) -> tuple[Array, Array]:
     """Broadcast ``input`` and ``target`` to one shape, as torch's regression losses do.
 
-    With ``warn`` a shape difference emits torch's ``UserWarning`` ("Using a target size ...
-    This will likely lead to incorrect results due to broadcasting ..."); shapes that cannot be
+    With ``warn`` a shape difference emits torch's ``UserWarning`` in JAX's terms ("Using a
+    target of shape (4, 1) that is different to the input's shape (4, 5). This will likely lead
+    to incorrect results due to broadcasting ..."); shapes that cannot be
     broadcast raise ``ValueError`` naming both arguments. ``stacklevel`` points the warning at
     the caller of the public loss (3 when the loss calls this directly).
     """
@@ -95,22 +101,79 @@ def broadcast_pair(
         ) from None
     if warn:
         warnings.warn(
-            f"Using a target size ({_torch_size(target.shape)}) that is different to the input "
-            f"size ({_torch_size(input.shape)}). This will likely lead to incorrect results due "
-            "to broadcasting. Please ensure they have the same size.",
+            f"Using a target of shape {target.shape} that is different to the input's shape "
+            f"{input.shape}. This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same shape.",
             UserWarning,
             stacklevel=stacklevel,
         )
     return jnp.broadcast_to(input, shape), jnp.broadcast_to(target, shape)
 
 
-def _torch_size(shape: tuple[int, ...]) -> str:
-    return f"torch.Size([{', '.join(str(d) for d in shape)}])"
-
-
 def is_concrete(x: object) -> bool:
     """False for a JAX tracer (a value under ``jit``/``grad``/``vmap``): it cannot be checked."""
     return not isinstance(x, jax.core.Tracer)
+
+
+try:  # the value behind an eager jax.grad's tracer; private, hence the fallback
+    from jax._src.core import to_concrete_value as _to_concrete_value
+except ImportError:  # pragma: no cover - other JAX versions: tracers stay unchecked
+    def _to_concrete_value(x: object) -> object:
+        return None
+
+
+def concrete_values(*arrays: ArrayLike | None) -> tuple[np.ndarray | None, ...] | None:
+    """The arrays' values as NumPy arrays when every one is known, else ``None``.
+
+    Known: any non-tracer (a jax or NumPy array, a Python number) and the tracer of an eager
+    ``jax.grad`` (its primal is concrete). Under ``jit``, ``vmap`` or ``scan`` the values are
+    unknown and value checks are skipped. ``None`` entries pass through as ``None``. Reading
+    the values waits for the device, so eager calls that check values synchronize.
+    """
+    out = []
+    for a in arrays:
+        if a is None:
+            out.append(None)
+            continue
+        if isinstance(a, jax.core.Tracer):
+            a = _to_concrete_value(a)
+            if a is None:
+                return None
+        out.append(np.asarray(a))
+    return tuple(out)
+
+
+def raise_if(
+    bad: Callable[..., np.ndarray | bool],
+    error: Callable[..., Exception],
+    *arrays: ArrayLike | None,
+) -> None:
+    """Raise ``error(*values)`` when ``bad(*values)`` holds anywhere, on concrete values only.
+
+    The one mechanism behind the losses' value checks: ``bad`` and ``error`` receive the
+    NumPy values of ``arrays`` (see :func:`concrete_values`); under ``jit`` nothing is checked
+    and the loss marks the offending entries ``nan`` itself. Example: torch's BCE check is
+    ``raise_if(lambda x: ~((x >= 0) & (x <= 1)), lambda x: RuntimeError("all elements of input
+    should be between 0 and 1"), input)`` (``nan`` fails it, as in torch).
+    """
+    values = concrete_values(*arrays)
+    if values is not None and np.any(bad(*values)):
+        raise error(*values)
+
+
+def check_class_indices(target: ArrayLike, num_classes: int, ignore_index: int | None) -> None:
+    """torch's ``IndexError("Target 7 is out of bounds.")`` for the first class index outside
+    ``[0, num_classes)`` that is not ``ignore_index`` (concrete targets only)."""
+
+    def bad(t: np.ndarray) -> np.ndarray:
+        out = (t < 0) | (t >= num_classes)
+        return out if ignore_index is None else out & (t != ignore_index)
+
+    def error(t: np.ndarray) -> IndexError:
+        first = t.reshape(-1)[np.argmax(bad(t).reshape(-1))]
+        return IndexError(f"Target {int(first)} is out of bounds.")
+
+    raise_if(bad, error, target)
 
 
 def broadcast_to_shape(x: ArrayLike, shape: tuple[int, ...], name: str) -> Array:

@@ -37,6 +37,7 @@ from ._classification import (
     nll_loss,
     soft_margin_loss,
 )
+from ._ctc import ctc_loss
 from ._embedding import (
     check_norm_degree,
     check_triplet_margin,
@@ -379,3 +380,20 @@ class TripletMarginWithDistanceLoss(_Loss):
 
     def __call__(self, anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike) -> Array:
         return triplet_margin_with_distance_loss(anchor, positive, negative, **self._options)
+
+
+# --- sequence --------------------------------------------------------------------------------
+
+class CTCLoss(_Loss):
+    """JAX counterpart of :class:`torch.nn.CTCLoss`; calls :func:`ctc_loss` as
+    ``loss(log_probs, targets, input_lengths, target_lengths)``."""
+
+    _fn = staticmethod(ctc_loss)
+
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False
+                 ) -> None:
+        super().__init__(blank=blank, reduction=reduction, zero_infinity=zero_infinity)
+
+    def __call__(self, log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
+                 target_lengths: ArrayLike) -> Array:
+        return ctc_loss(log_probs, targets, input_lengths, target_lengths, **self._options)

@@ -12,10 +12,10 @@ dimension 1 (dimension 0 for an unbatched ``(C,)`` input), as torch does.
 Arithmetic runs in float32 for bfloat16/float16 inputs (and in the input's dtype otherwise);
 the result has the dtype torch returns.
 
-**Values torch checks at run time.** Under ``jit`` there are no run-time errors, so where torch
-raises on a *value* (a class index out of range, a probability outside [0, 1]) the affected
-loss entries are ``nan``, and so is the gradient of the affected sample: never a silently wrong
-finite number. :func:`check_targets` raises torch's ``IndexError`` eagerly, on concrete arrays.
+**Values torch checks at run time** (a class index out of range, a probability outside
+[0, 1]): on concrete arrays (eager calls) the losses raise torch's exception with torch's
+message. Under ``jit`` there are no run-time errors, so the affected loss entries are ``nan``
+instead, and so is the gradient of the affected sample: never a silently wrong finite number.
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ from ._checks import (
     as_float,
     as_index,
     broadcast_to_shape,
+    check_class_indices,
     class_weight,
     is_concrete,
     legacy_reduction,
+    raise_if,
     result_dtype,
 )
 from ._reduction import check_reduction
@@ -105,11 +107,13 @@ def binary_cross_entropy(
 
     Raises at trace time: ``ValueError`` if ``target``'s shape differs from ``input``'s (torch
     refuses too), or ``weight`` does not broadcast to it; ``TypeError`` for an integer
-    ``input`` or ``target``.
+    ``input`` or ``target``. On concrete arrays, torch's ``RuntimeError("all elements of
+    input should be between 0 and 1")`` (and the same for ``target``) for a value outside
+    [0, 1] or ``nan``.
 
     .. warning::
-        torch raises when an element of ``input`` or ``target`` lies outside [0, 1]; that
-        check needs values, so here the loss entry (and its gradient) is ``nan`` instead.
+        Under ``jit`` values cannot raise: an element of ``input`` or ``target`` outside
+        [0, 1] makes its loss entry (and its gradient) ``nan`` instead.
 
     .. warning::
         optax has no probability-space BCE. ``optax.losses.sigmoid_binary_cross_entropy(
@@ -128,6 +132,9 @@ def binary_cross_entropy(
     x = as_float(input, "input")
     y = as_float(target, "target")
     _check_same_shape(x, y, "binary_cross_entropy")
+    for arg, name in ((x, "input"), (y, "target")):
+        raise_if(lambda v: ~((v >= 0) & (v <= 1)), lambda v, name=name: RuntimeError(
+            f"all elements of {name} should be between 0 and 1"), arg)
     dtype = result_dtype(x, y)
     x, y = x.astype(_compute(dtype)), y.astype(_compute(dtype))
     l = _poison(_bce(x, y), (x < 0) | (x > 1) | (y < 0) | (y > 1))
@@ -306,14 +313,14 @@ def cross_entropy(
     Raises at trace time: ``TypeError`` for a floating index target or an integer
     probability target; ``ValueError`` for a batch or spatial size mismatch, a ``weight`` not of
     shape :math:`(C,)`, a non-negative ``ignore_index`` with probability targets, and
-    ``label_smoothing`` outside [0, 1].
+    ``label_smoothing`` outside [0, 1]. On a concrete ``target``, torch's ``IndexError:
+    Target 7 is out of bounds.`` for a class index outside :math:`[0, C)` that is not
+    ``ignore_index``.
 
     .. warning::
-        Differences from torch. A class index outside :math:`[0, C)` that is not
-        ``ignore_index`` makes its loss entry ``nan`` (torch raises ``IndexError: Target 5 is
-        out of bounds.``; under ``jit`` values cannot raise), so ``'mean'``/``'sum'`` are
-        ``nan`` too and that sample's gradient is ``nan``; call :func:`check_targets`
-        eagerly for torch's error. A negative ``label_smoothing`` raises ``ValueError``
+        Differences from torch. Under ``jit`` values cannot raise: an out-of-range class
+        index makes its loss entry ``nan``, so ``'mean'``/``'sum'`` are ``nan`` too and that
+        sample's gradient is ``nan``. A negative ``label_smoothing`` raises ``ValueError``
         (torch silently treats it as 0). Any integer dtype is accepted for indices (torch:
         int64 or uint8 only).
 
@@ -346,6 +353,7 @@ def cross_entropy(
         return _cross_entropy_probs(x, y, weight, ignore_index, reduction, label_smoothing)
     y = as_index(y, "target")
     _check_index_shapes(x, y, "cross_entropy")
+    check_class_indices(y, x.shape[0] if x.ndim == 1 else x.shape[1], ignore_index)
     dtype = x.dtype
     logits = _class_last(x).astype(_compute(dtype))
     # log_softmax without materializing it: the target's log-prob is (x_y - m) - lse, the
@@ -432,12 +440,13 @@ def nll_loss(
         shape for ``'none'``.
 
     Raises at trace time: ``TypeError`` for a floating ``target``; ``ValueError`` for a
-    batch or spatial size mismatch or a ``weight`` not of shape :math:`(C,)`.
+    batch or spatial size mismatch or a ``weight`` not of shape :math:`(C,)`. On a concrete
+    ``target``, torch's ``IndexError: Target 7 is out of bounds.``
 
     .. warning::
-        A class index outside :math:`[0, C)` that is not ``ignore_index`` makes its loss
-        entry and that sample's gradient ``nan`` (torch raises ``IndexError``); use
-        :func:`check_targets` eagerly. optax has no NLL loss (``-take_along_axis``).
+        Under ``jit`` values cannot raise: a class index outside :math:`[0, C)` that is not
+        ``ignore_index`` makes its loss entry and that sample's gradient ``nan``. optax has no
+        NLL loss (``-take_along_axis``).
 
     Example::
 
@@ -452,6 +461,7 @@ def nll_loss(
     x = as_float(input, "input")
     y = as_index(target, "target")
     _check_index_shapes(x, y, "nll_loss")
+    check_class_indices(y, x.shape[0] if x.ndim == 1 else x.shape[1], ignore_index)
     dtype = x.dtype
     lp = _class_last(x).astype(_compute(dtype))
     l = _index_loss(lambda y_safe: _take_class(lp, y_safe), lambda: lp, lp.shape, y, weight,
@@ -487,15 +497,35 @@ def _index_loss(log_prob_at, log_probs, lp_shape, target, weight, ignore_index, 
         parts = [(1 - e) * parts[0], (e / C) * jnp.where(valid, smooth, zero)]
     # torch reduces the NLL and the smoothing term separately, over one denominator.
     if reduction == "mean":
-        total_weight = jnp.sum(jnp.where(valid, w_y, zero))
-        # unweighted, the count is 0 exactly when none is valid (one reduction, not two)
-        none_valid = total_weight == 0 if w is None else ~jnp.any(valid)
-        safe = jnp.where(none_valid, jnp.ones_like(total_weight), total_weight)
-        out = sum(_reduction.reduce(p, "mean", denominator=safe) for p in parts)
-        # All ignored: nan (0/0), with the zero gradient of the safe denominator.
-        return jnp.where(none_valid, jnp.nan, out).astype(nll.dtype)
+        return _mean_over_weight(parts, valid, w_y, weighted=w is not None)
     out = sum(_reduction.reduce(p, reduction) for p in parts)
     return out.reshape(shape) if reduction == "none" else out
+
+
+def _mean_over_weight(parts: list[Array], valid: Array, w_y: Array, *, weighted: bool) -> Array:
+    """The ``'mean'`` of class-index losses: each part's sum over ``W``, the summed weight
+    ``w_y`` of the ``valid`` (non-ignored) targets; ``nan`` with a zero gradient when none is
+    valid."""
+    total_weight = jnp.sum(jnp.where(valid, w_y, jnp.zeros_like(w_y)))
+    # unweighted, the count is 0 exactly when none is valid (one reduction, not two)
+    none_valid = ~jnp.any(valid) if weighted else total_weight == 0
+    safe = jnp.where(none_valid, jnp.ones_like(total_weight), total_weight)
+    out = sum(_reduction.reduce(p, "mean", denominator=safe) for p in parts)
+    # All ignored: nan (0/0), with the zero gradient of the safe denominator.
+    return jnp.where(none_valid, jnp.nan, out).astype(parts[0].dtype)
+
+
+def index_target_mean(loss: Array, target: Array, weight: Array | None, ignore_index: int,
+                      num_classes: int) -> Array:
+    """``cross_entropy``'s ``'mean'`` from its ``'none'`` loss (``target``'s shape): the sum
+    over the summed class weight of the non-ignored targets (``nan`` when all are ignored)."""
+    valid = target != ignore_index
+    in_range = (target >= 0) & (target < num_classes)
+    if weight is None:
+        w_y = jnp.ones(target.shape, loss.dtype)
+    else:
+        w_y = weight.astype(loss.dtype)[jnp.where(valid & in_range, target, 0)]
+    return _mean_over_weight([loss], valid, w_y, weighted=weight is not None)
 
 
 def check_targets(
@@ -503,10 +533,10 @@ def check_targets(
 ) -> None:
     """Raise torch's ``IndexError`` for an out-of-range class index, eagerly.
 
-    The losses cannot raise on values under ``jit``: an out-of-range index gives a ``nan``
-    loss instead. Call this on concrete arrays (outside ``jit``, e.g. once per dataset or in a
-    debug run) to get torch's error for :func:`cross_entropy`, :func:`nll_loss` (with their
-    ``ignore_index``) and :func:`multi_margin_loss` (``ignore_index=None``).
+    The losses raise it themselves on concrete arrays, but under ``jit`` an out-of-range index
+    gives a ``nan`` loss instead. Call this outside ``jit`` (e.g. once per dataset) to check
+    the targets of a jitted :func:`cross_entropy`, :func:`nll_loss` (with their
+    ``ignore_index``) or :func:`multi_margin_loss` (``ignore_index=None``).
 
     Args:
         input: the loss's ``input`` (only its shape is read; class axis 1, or 0 when 1-D).
@@ -537,13 +567,7 @@ def check_targets(
     if x.ndim == 0:
         raise ValueError("input must have a class dimension, got a 0-d array")
     _check_index_shapes(x, y, "check_targets")
-    C = x.shape[0] if x.ndim == 1 else x.shape[1]
-    t = np.asarray(y).reshape(-1)
-    bad = (t < 0) | (t >= C)
-    if ignore_index is not None:
-        bad &= t != ignore_index
-    if bad.any():
-        raise IndexError(f"Target {int(t[np.argmax(bad)])} is out of bounds.")
+    check_class_indices(y, x.shape[0] if x.ndim == 1 else x.shape[1], ignore_index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -689,9 +713,9 @@ def multi_margin_loss(
     divided by the weights); ``'sum'`` their sum.
 
     Args:
-        input: scores, floating, :math:`(N, C)` or :math:`(C,)`.
-        target: integer class indices, :math:`(N,)`; :math:`()` or :math:`(1,)` for a 1-D
-            ``input``.
+        input: scores, floating, :math:`(N, C)`, :math:`(C,)` or :math:`()` (one class).
+        target: integer class indices, :math:`(N,)`; :math:`()` or :math:`(1,)` for a 1-D or
+            0-d ``input``.
         p: 1 or 2 (a Python int; anything else raises ``ValueError``).
         margin: the margin (may be a traced value).
         weight: per-class weight of shape :math:`(C,)`.
@@ -700,15 +724,19 @@ def multi_margin_loss(
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
     Shape:
-        input :math:`(N, C)` or :math:`(C)`, target :math:`(N)` (or :math:`()`); output a
-        scalar, or target's shape for ``'none'``.
+        input :math:`(N, C)`, :math:`(C)` or :math:`()`, target :math:`(N)` (or :math:`()`);
+        output a scalar, or target's shape for ``'none'``.
 
-    The gradient of the hinge at exactly 0 is 0, as torch's (``z > 0``).
+    The gradient of the hinge at exactly 0 is 0, as torch's (``z > 0``); a ``nan`` hinge
+    term counts as 0, as in torch's kernel (``if (z > 0)``).
+
+    On a concrete ``target``, a class index outside :math:`[0, C)` raises torch's
+    ``RuntimeError("target out of range")``.
 
     .. warning::
-        A class index outside :math:`[0, C)` makes that sample's loss and gradient ``nan``
-        (torch raises "target out of range"); check eagerly with
-        ``check_targets(input, target, ignore_index=None)``.
+        Under ``jit`` values cannot raise: an out-of-range class index makes that sample's loss
+        and gradient ``nan``. An empty batch gives ``nan`` for ``'mean'`` (torch 2.13 returns
+        an uninitialized number there).
 
     .. warning::
         optax's ``multiclass_hinge_loss`` is a different loss (Crammer-Singer: the **max**
@@ -730,7 +758,8 @@ def multi_margin_loss(
     _check_margin_shapes(x, y)
     dtype = x.dtype
     ct = _compute(dtype)
-    C = x.shape[-1]
+    C = x.shape[-1] if x.ndim else 1
+    raise_if(lambda t: (t < 0) | (t >= C), lambda t: RuntimeError("target out of range"), y)
     x2 = x.reshape(-1, C).astype(ct)
     y1 = y.reshape(-1)
     w = class_weight(weight, C)
@@ -738,10 +767,14 @@ def multi_margin_loss(
     y_safe = jnp.where(in_range, y1, 0)
     x_y = jnp.take_along_axis(x2, y_safe[:, None], axis=1)
     z = jnp.asarray(margin, ct) - x_y + x2
-    h = jnp.where(z > 0, z if p == 1 else z * z, jnp.zeros_like(z))
-    h = jnp.where(jnp.arange(C)[None, :] == y_safe[:, None], jnp.zeros_like(h), h)
+    # torch's kernel adds a term only ``if (z > 0)``: a nan z (or weight) adds nothing, and
+    # passes no gradient (z is zeroed first, so no nan * 0 from the unused branch)
+    keep = (z > 0) & (jnp.arange(C)[None, :] != y_safe[:, None])
+    z = jnp.where(keep, z, jnp.zeros_like(z))
+    h = z if p == 1 else z * z
     if w is not None:
         h = h * w.astype(ct)[y_safe][:, None]
+    h = jnp.where(keep, h, jnp.zeros_like(h))
     l = _poison(jnp.sum(h, axis=1) / C, ~in_range).reshape(y.shape)
     return _reduction.reduce(l, reduction).astype(dtype)
 
@@ -768,20 +801,24 @@ def multilabel_margin_loss(
     their sum.
 
     Args:
-        input: scores, floating, :math:`(N, C)` or :math:`(C,)`.
-        target: integer class indices padded with -1, ``input``'s shape.
+        input: scores, floating, :math:`(N, C)`, :math:`(C,)` or :math:`()` (one class).
+        target: integer class indices padded with -1, ``input``'s shape (for a 1-D or 0-d
+            ``input``, any shape of :math:`C` elements, as torch).
         size_average: deprecated (torch's legacy argument); overrides ``reduction`` when set.
         reduce: deprecated (torch's legacy argument); overrides ``reduction`` when set.
         reduction: ``'none'`` | ``'mean'`` | ``'sum'``.
 
     Shape:
-        input :math:`(N, C)` or :math:`(C)`, target the same; output a scalar, or :math:`(N)`
-        (:math:`()` for 1-D input) for ``'none'``.
+        input :math:`(N, C)`, :math:`(C)` or :math:`()`, target the same; output a scalar, or
+        :math:`(N)` (:math:`()` for 1-D or 0-d input) for ``'none'``.
+
+    A ``nan`` hinge term counts as 0, as in torch's kernel (``if (z > 0)``). On a concrete
+    ``target``, a value outside :math:`[-1, C)` raises torch's ``RuntimeError("argument #2
+    'target' is out of range")``.
 
     .. warning::
-        A target value outside :math:`[-1, C)` anywhere in a row makes that sample's loss and
-        gradient ``nan`` (torch raises "argument #2 'target' is out of range"). optax has no
-        equivalent loss.
+        Under ``jit`` values cannot raise: a target value outside :math:`[-1, C)` anywhere in a
+        row makes that sample's loss and gradient ``nan``. optax has no equivalent loss.
 
     Example::
 
@@ -794,13 +831,17 @@ def multilabel_margin_loss(
     reduction = check_reduction(legacy_reduction(size_average, reduce, reduction))
     x = as_float(input, "input")
     y = as_index(target, "target")
-    if x.ndim not in (1, 2) or x.size == 0:
-        raise ValueError(f"input must be a non-empty (C,) or (N, C) array, got shape {x.shape}")
-    if y.shape != x.shape:
+    if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
+        raise ValueError(f"input must be a (C,) or (N, C) array with C > 0 (or a 0-d array), "
+                         f"got shape {x.shape}")
+    unbatched = x.ndim < 2
+    if (y.shape != x.shape) and not (unbatched and y.ndim <= 1 and y.size == max(x.size, 1)):
         raise ValueError(f"target must have input's shape {x.shape}, got shape {y.shape}")
     dtype = x.dtype
     ct = _compute(dtype)
-    C = x.shape[-1]
+    C = x.shape[-1] if x.ndim else 1
+    raise_if(lambda t: (t < -1) | (t >= C),
+             lambda t: RuntimeError("argument #2 'target' is out of range"), y)
     x2, y2 = x.reshape(-1, C).astype(ct), y.reshape(-1, C)
     active = jnp.cumsum(y2 < 0, axis=1) == 0  # positions before the first -1
     bad = jnp.any((y2 < -1) | (y2 >= C), axis=1)
@@ -811,7 +852,9 @@ def multilabel_margin_loss(
     z = 1 - x_t[:, :, None] + x2[:, None, :]  # (sample, target position j, class k)
     keep = (z > 0) & active[:, :, None] & ~is_target[:, None, :]
     l = jnp.sum(jnp.where(keep, z, jnp.zeros_like(z)), axis=(1, 2)) / C
-    l = _poison(l, bad).reshape(x.shape[:-1])
+    l = _poison(l, bad).reshape(x.shape[:-1] if x.ndim else ())
+    if reduction == "mean" and l.size == 0:  # torch's kernel: an empty batch's mean is 0
+        return jnp.zeros((), dtype)
     return _reduction.reduce(l, reduction).astype(dtype)
 
 
@@ -912,10 +955,12 @@ def _check_index_shapes(x: Array, y: Array, fn: str) -> None:
 
 
 def _check_margin_shapes(x: Array, y: Array) -> None:
-    """multi_margin_loss: input ``(C,)`` or ``(N, C)``, target ``(N,)`` (``()`` if 1-D)."""
-    if x.ndim not in (1, 2) or x.size == 0:
-        raise ValueError(f"input must be a non-empty (C,) or (N, C) array, got shape {x.shape}")
-    expected = [(), (1,)] if x.ndim == 1 else [(x.shape[0],)]
+    """multi_margin_loss: input ``()``, ``(C,)`` or ``(N, C)`` with C > 0, target ``(N,)``
+    (``()`` or ``(1,)`` unbatched); an empty batch is allowed, as torch."""
+    if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
+        raise ValueError(f"input must be a (C,) or (N, C) array with C > 0 (or a 0-d array), "
+                         f"got shape {x.shape}")
+    expected = [(), (1,)] if x.ndim < 2 else [(x.shape[0],)]
     if y.shape not in expected:
         raise ValueError(
             f"target must have shape {expected[-1]} (one class index per sample) for input of "

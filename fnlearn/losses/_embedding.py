@@ -3,7 +3,8 @@
 :func:`triplet_margin_with_distance_loss` (and its default distance, :func:`pairwise_distance`).
 
 Each computes torch's unreduced loss and hands it to :func:`fnlearn.losses.reduce`. Hinges
-``max(0, a)`` pass the gradient at ``a = 0``, as torch's ``clamp_min``.
+``max(0, a)`` are torch's ``clamp_min``: the gradient passes at ``a = 0``, and a ``nan`` stays
+``nan`` (with a zero gradient, as torch's).
 
 The result has the dtype torch returns (the widest floating operand, unless a loss says
 otherwise); arithmetic runs in float32 for bfloat16/float16, as torch's CPU kernels do.
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from .._typing import Array, ArrayLike
 from . import _reduction
@@ -301,10 +305,10 @@ def triplet_margin_loss(
         {"anchor": a.astype(ct), "positive": pos.astype(ct), "negative": neg.astype(ct)}
     )
     eps_ = jnp.asarray(eps, ct)
-    dist_pos = _pnorm(a - pos + eps_, p)
-    dist_neg = _pnorm(a - neg + eps_, p)
+    dist_pos = _distance(a, pos, eps_, p)
+    dist_neg = _distance(a, neg, eps_, p)
     if swap:
-        dist_neg = jnp.minimum(dist_neg, _pnorm(pos - neg + eps_, p))
+        dist_neg = jnp.minimum(dist_neg, _distance(pos, neg, eps_, p))
     l = _clamp_min0(jnp.asarray(margin, ct) + dist_pos - dist_neg)
     return _reduction.reduce(l, reduction).astype(dtype)
 
@@ -346,9 +350,8 @@ def pairwise_distance(
     dtype = result_dtype(a, b)
     ct = compute_dtype(dtype)
     a, b = _broadcast({"x1": a.astype(ct), "x2": b.astype(ct)})
-    diff = a - b + jnp.asarray(eps, ct)
-    d = _pnorm(diff if diff.ndim else diff[None], p)  # a 0-d pair: |x1 - x2 + eps|
-    if keepdim and diff.ndim:
+    d = _distance(a, b, jnp.asarray(eps, ct), p)
+    if keepdim and a.ndim:
         d = d[..., None]
     return d.astype(dtype)
 
@@ -449,17 +452,26 @@ def check_norm_degree(p: float) -> None:
 
 
 def _clamp_min0(a: Array) -> Array:
-    """``max(a, 0)`` with torch's ``clamp_min`` gradient: 1 where ``a >= 0`` (also at 0)."""
-    return jnp.where(a >= 0, a, jnp.zeros_like(a))
+    """``max(a, 0)`` as torch's ``clamp_min``: ``nan`` stays ``nan``; the gradient is 1 where
+    ``a >= 0`` (also at 0) and 0 elsewhere, ``nan`` included (torch's ``a >= min`` mask)."""
+    kept_nan = jnp.where(jnp.isnan(a), lax.stop_gradient(a), jnp.zeros_like(a))
+    return jnp.where(a >= 0, a, kept_nan)
+
+
+def _distance(u: Array, v: Array, eps: Array, p: float) -> Array:
+    """``torch.pairwise_distance(u, v, p, eps)``: ``||u - v + eps||_p`` over the last axis; a
+    0-d pair gives ``|u - v + eps|`` (torch reads it as one element)."""
+    diff = u - v + eps
+    return _pnorm(diff if diff.ndim else diff[None], p)
 
 
 def _pnorm(d: Array, p: float) -> Array:
     """``torch.norm(d, p, dim=-1)`` with torch's gradients (0 where the norm is 0)."""
     a = torch_abs(d)
     if p == math.inf:
-        return jnp.max(a, axis=-1)
+        return _extreme(a, True)
     if p == -math.inf:
-        return jnp.min(a, axis=-1)
+        return _extreme(a, False)
     if p == 0:
         return jnp.sum((a != 0).astype(d.dtype), axis=-1)
     if p == 1:
@@ -473,6 +485,24 @@ def _pnorm(d: Array, p: float) -> Array:
         s = jnp.sum(jnp.where(a == 0, jnp.zeros_like(a), a_safe**p), axis=-1)
     s_safe = jnp.where(s == 0, jnp.ones_like(s), s)
     return jnp.where(s == 0, jnp.zeros_like(s), jnp.sqrt(s_safe) if p == 2 else s_safe ** (1 / p))
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _extreme(a: Array, largest: bool) -> Array:
+    """``max`` (or ``min``) over the last axis with torch's norm gradient: split equally
+    between the entries equal to it, and 0 when none is (a ``nan`` entry; ``jnp.max``'s
+    gradient divides by that count of 0 there)."""
+    return jnp.max(a, axis=-1) if largest else jnp.min(a, axis=-1)
+
+
+@_extreme.defjvp
+def _extreme_jvp(largest, primals, tangents):
+    (a,), (t,) = primals, tangents
+    out = _extreme(a, largest)
+    hit = a == out[..., None]
+    count = jnp.sum(hit, axis=-1).astype(a.dtype)
+    tangent = jnp.sum(jnp.where(hit, t, jnp.zeros_like(t)), axis=-1)
+    return out, tangent / jnp.maximum(count, 1)
 
 
 def _broadcast(named: dict[str, Array]) -> tuple[Array, ...]:

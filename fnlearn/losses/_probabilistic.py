@@ -23,8 +23,8 @@ from ._checks import (
     as_float,
     broadcast_pair,
     compute_dtype,
-    is_concrete,
     legacy_reduction,
+    raise_if,
     result_dtype,
 )
 from ._reduction import check_reduction
@@ -157,9 +157,11 @@ def poisson_nll_loss(
     else:
         l = x - y * jnp.log(x + jnp.asarray(eps, ct))
     if full:
-        y_safe = jnp.where(y > 1, y, jnp.ones_like(y))  # no nan from log(0) in the gradient
+        # torch masks where target <= 1, so a nan target keeps its nan term
+        small = y <= 1
+        y_safe = jnp.where(small, jnp.ones_like(y), y)  # no nan from log(0) in the gradient
         stirling = y_safe * jnp.log(y_safe) - y_safe + 0.5 * jnp.log(2 * math.pi * y_safe)
-        l = l + jnp.where(y > 1, stirling, jnp.zeros_like(stirling))
+        l = l + jnp.where(small, jnp.zeros_like(stirling), stirling)
     return _reduction.reduce(l, reduction).astype(dtype)
 
 
@@ -211,8 +213,9 @@ def gaussian_nll_loss(
 
     .. warning::
         A negative entry of ``var`` raises ``ValueError("var has negative entry/entries")``
-        only when ``var`` is concrete (eager calls, a Python number, a closed-over array).
-        Under ``jit``, ``grad`` or ``vmap`` the values of a traced ``var`` cannot be checked,
+        only when ``var`` is concrete (eager calls, also under an eager ``jax.grad``, a Python
+        number, a closed-over array). Under ``jit`` or ``vmap`` the values of a traced ``var``
+        cannot be checked,
         and a negative entry is clamped to ``eps`` like any variance below it. Call the loss
         once eagerly, or check ``(var >= 0).all()`` yourself, when that matters.
 
@@ -233,8 +236,7 @@ def gaussian_nll_loss(
     else:
         x = as_float(input, "input")
         v = as_float(var, "var")
-        if is_concrete(var) and np.any(np.asarray(v) < 0):
-            raise ValueError("var has negative entry/entries")
+        raise_if(lambda v: v < 0, lambda v: ValueError("var has negative entry/entries"), var)
     if v.shape != x.shape:
         mismatched = [s for s_in, s in zip(x.shape, v.shape, strict=False) if s_in != s]
         if x.shape[:-1] == v.shape:

@@ -11,6 +11,7 @@ otherwise); arithmetic runs in float32 for bfloat16/float16, as torch's CPU kern
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -173,7 +174,11 @@ def smooth_l1_loss(
     d = torch_abs(x - y)
     b = jnp.asarray(beta, x.dtype)
     b_safe = jnp.where(b == 0, jnp.ones_like(b), b)  # beta = 0: the first branch is never taken
-    l = jnp.where(d < b, 0.5 * d * d / b_safe, d - 0.5 * b)
+    # torch's backward takes the quadratic branch unless |x - y| > beta, so a nan has a nan
+    # gradient (except for beta = 0, which is l1_loss: sgn(nan) = 0)
+    small = (d < b) | (jnp.isnan(d) & (b > 0))
+    d_small = jnp.where(small, d, jnp.zeros_like(d))  # no inf * 0 from the unused branch
+    l = jnp.where(small, 0.5 * d_small * d_small / b_safe, d - 0.5 * b)
     return _reduction.reduce(l, reduction).astype(dtype)
 
 
@@ -227,13 +232,24 @@ def huber_loss(
     x, y, w, dtype = _operands(input, target, weight, target_sets_dtype=False)
     d = torch_abs(x - y)
     delta_ = jnp.asarray(delta, x.dtype)
-    l = jnp.where(d <= delta_, 0.5 * d * d, delta_ * (d - 0.5 * delta_))
+    small = ~(d > delta_)  # torch's backward: a nan takes the quadratic branch (nan gradient)
+    d_small = jnp.where(small, d, jnp.zeros_like(d))  # no inf * 0 from the unused branch
+    l = jnp.where(small, 0.5 * d_small * d_small, delta_ * (d - 0.5 * delta_))
     return _reduce(l, w, reduction, weighted_mean=False).astype(dtype)
 
 
+@jax.custom_jvp
 def torch_abs(d: Array) -> Array:
-    """``|d|`` with torch's gradient ``sgn(d)``: 0 at ``d = 0`` (``jnp.abs`` gives 1 there)."""
-    return jnp.where(d == 0, jnp.zeros_like(d), jnp.abs(d))
+    """``|d|`` with torch's gradient ``sgn(d)``: 0 at ``d = 0`` (``jnp.abs`` gives 1 there)
+    and at ``d = nan`` (``jnp.abs`` gives -1 there)."""
+    return jnp.abs(d)
+
+
+@torch_abs.defjvp
+def _torch_abs_jvp(primals, tangents):
+    (d,), (t,) = primals, tangents
+    sgn = jnp.where(jnp.isnan(d), jnp.zeros_like(d), jnp.sign(d))
+    return jnp.abs(d), sgn * t
 
 
 def check_beta(beta: float) -> None:

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import importlib
 
-TABLE_MODULES = ("regression", "classification")
+TABLE_MODULES = ("regression", "classification", "ctc", "linear_cross_entropy")
 
 
 def tables() -> dict[str, list]:
     """Every loss table, by name."""
     return {name: importlib.import_module(f"tests.losses.cases_{name}").CASES
             for name in TABLE_MODULES}
+
+
+def default_run(table: str) -> set[str] | None:
+    """The case ids of ``table`` that run by default (its module's ``DEFAULT_RUN``), or
+    ``None`` when all do; the others are marked ``exhaustive``."""
+    return getattr(importlib.import_module(f"tests.losses.cases_{table}"), "DEFAULT_RUN", None)

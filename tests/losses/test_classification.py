@@ -141,7 +141,32 @@ def test_label_smoothing_bounds_are_inclusive():
 # --------------------------------------------------------------------------------------------
 
 
-def test_out_of_range_targets_give_nan_not_a_finite_number():
+def _jit(fn, **kw):
+    """``fn`` under jit: values are tracers, nothing can raise."""
+    return jax.jit(lambda *a: fn(*a, **kw))
+
+
+def test_out_of_range_targets_raise_eagerly_as_torch():
+    t = jnp.array([0, 5, -1, -100])
+    for fn in (cross_entropy, nll_loss):
+        with pytest.raises(IndexError, match=r"^Target 5 is out of bounds\.$"):
+            fn(X, t)
+        with pytest.raises(IndexError, match=r"^Target -1 is out of bounds\.$"):
+            fn(X, t.at[1].set(0))
+        with pytest.raises(IndexError, match="Target -100 is out of bounds"):
+            fn(X, jnp.array([0, 1, 2, -100]), ignore_index=2)
+        with pytest.raises(IndexError, match="Target 5 is out of bounds"):  # eager grad
+            jax.grad(lambda x, fn=fn: fn(x, t))(X)
+        fn(X, t.at[1].set(0).at[2].set(1))  # ignore_index is not checked
+    with pytest.raises(IndexError, match="Target 3 is out of bounds"):  # spatial
+        cross_entropy(jnp.zeros((2, 3, 2)), jnp.array([[0, 1], [3, 2]]))
+    with pytest.raises(RuntimeError, match="^target out of range$"):
+        multi_margin_loss(X, jnp.array([0, 5, 2, 1]))
+    with pytest.raises(RuntimeError, match="^argument #2 'target' is out of range$"):
+        multilabel_margin_loss(X, ML.at[1, 4].set(5))
+
+
+def test_out_of_range_targets_give_nan_under_jit_not_a_finite_number():
     t = jnp.array([0, 5, -1, -100])  # valid, too large, negative (not ignored), ignored
     for fn in (cross_entropy, nll_loss):
         for kw in ({}, dict(weight=W)):
@@ -149,38 +174,48 @@ def test_out_of_range_targets_give_nan_not_a_finite_number():
             assert np.isfinite(none[0]) and np.isnan(none[1]) and np.isnan(none[2])
             assert none[3] == 0
             for r in ("mean", "sum"):
-                assert np.isnan(fn(X, t, reduction=r, **kw)), (fn.__name__, kw, r)
-            g = jax.grad(lambda x, fn=fn, kw=kw: fn(x, t, **kw))(X)
+                assert np.isnan(_jit(fn, reduction=r, **kw)(X, t)), (fn.__name__, kw, r)
+            g = jax.jit(jax.grad(lambda x, t, fn=fn, kw=kw: fn(x, t, **kw)))(X, t)
             # nan reaches the bad sample's gradient (all of its logits through log_softmax,
             # the gathered entry for nll_loss), never another sample's.
             assert np.isfinite(g[0]).all() and np.isnan(g[1]).any() and np.isnan(g[2]).any()
             assert (g[3] == 0).all()
     # With label smoothing too (the smoothing term alone would be finite).
-    assert np.isnan(cross_entropy(X, t, label_smoothing=1.0, reduction="none")[1])
+    assert np.isnan(_jit(cross_entropy, label_smoothing=1.0, reduction="none")(X, t)[1])
     # ignore_index set to a real class: -100 is no longer ignored and is out of range.
-    assert np.isnan(cross_entropy(X, jnp.array([0, 1, 2, -100]), ignore_index=2))
+    assert np.isnan(_jit(cross_entropy, ignore_index=2)(X, jnp.array([0, 1, 2, -100])))
     # Spatial input: one bad pixel poisons its entry only.
     x3, t3 = jnp.zeros((2, 3, 2)), jnp.array([[0, 1], [3, 2]])
-    _close(np.isnan(cross_entropy(x3, t3, reduction="none")), [[False, False], [True, False]])
+    _close(np.isnan(_jit(cross_entropy, reduction="none")(x3, t3)), [[False, False],
+                                                                     [True, False]])
 
 
-def test_margin_losses_out_of_range_targets_give_nan():
-    l = multi_margin_loss(X, jnp.array([0, 5, 2, -1]), reduction="none")
+def test_margin_losses_out_of_range_targets_give_nan_under_jit():
+    l = _jit(multi_margin_loss, reduction="none")(X, jnp.array([0, 5, 2, -1]))
     _close(np.isnan(l), [False, True, False, True])
     g = jax.jit(jax.grad(lambda x: multi_margin_loss(x, jnp.array([0, 5, 2, 1]))))(X)
     assert np.isnan(g[1]).any() and np.isfinite(g[jnp.array([0, 2, 3])]).all()
     # multilabel: a value outside [-1, C) anywhere in a row (even after the first -1).
     t = ML.at[1, 4].set(5).at[2, 0].set(-2)
-    l = multilabel_margin_loss(X, t, reduction="none")
+    l = _jit(multilabel_margin_loss, reduction="none")(X, t)
     _close(np.isnan(l), [False, True, True, False])
 
 
-def test_bce_values_outside_unit_interval_give_nan():
+def test_bce_values_outside_unit_interval_raise_eagerly_and_give_nan_under_jit():
     x = jnp.array([0.5, 1.5, -0.1, 0.5])
     y = jnp.array([0.5, 0.5, 0.5, 1.2])
-    l = binary_cross_entropy(x, y, reduction="none")
+    msg = r"^all elements of {} should be between 0 and 1"
+    with pytest.raises(RuntimeError, match=msg.format("input")):
+        binary_cross_entropy(x, y)
+    with pytest.raises(RuntimeError, match=msg.format("input")):  # eager grad: values known
+        jax.grad(lambda x: binary_cross_entropy(x, y))(x)
+    with pytest.raises(RuntimeError, match=msg.format("target")):
+        binary_cross_entropy(y.at[3].set(0.5), y)
+    with pytest.raises(RuntimeError, match=msg.format("input")):  # nan fails torch's check
+        binary_cross_entropy(x.at[1].set(jnp.nan), y)
+    l = jax.jit(lambda x, y: binary_cross_entropy(x, y, reduction="none"))(x, y)
     _close(np.isnan(l), [False, True, True, True])
-    g = jax.grad(lambda x: binary_cross_entropy(x, y))(x)
+    g = jax.jit(jax.grad(binary_cross_entropy))(x, y)  # y traced too: a constant is checked
     _close(np.isnan(g), [False, True, True, True])
 
 
@@ -461,9 +496,13 @@ def test_optax_integer_labels_have_no_ignore_index_and_give_nan_for_minus_100():
     assert np.isnan(optax_l[1])
     ours = cross_entropy(X, t, reduction="none")
     assert ours[1] == 0 and np.isfinite(cross_entropy(X, t))
-    # Out-of-range labels: both are nan (neither can raise under jit; optax#1185).
+    # Out-of-range labels: optax's is nan even eagerly (optax#1185); ours raises torch's
+    # IndexError on concrete arrays and is nan only under jit, where nothing can raise.
     assert np.isnan(optax.losses.softmax_cross_entropy_with_integer_labels(X, Y.at[0].set(5))[0])
-    assert np.isnan(cross_entropy(X, Y.at[0].set(5), reduction="none")[0])
+    with pytest.raises(IndexError, match=r"^Target 5 is out of bounds\.$"):
+        cross_entropy(X, Y.at[0].set(5), reduction="none")
+    jitted = jax.jit(lambda x, y: cross_entropy(x, y, reduction="none"))
+    assert np.isnan(jitted(X, Y.at[0].set(5))[0])
 
 
 def test_optax_has_no_class_weight_so_the_weighted_mean_differs():

@@ -69,10 +69,10 @@ def test_smooth_l1_beta_zero_is_l1_also_traced():
 
 
 @pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"])
-def test_broadcast_target_warns_torch_text(name):
-    text = ("Using a target size (torch.Size([4, 1])) that is different to the input size "
-            "(torch.Size([4, 5])). This will likely lead to incorrect results due to "
-            "broadcasting. Please ensure they have the same size.")
+def test_broadcast_target_warns_in_jax_terms(name):
+    text = ("Using a target of shape (4, 1) that is different to the input's shape (4, 5). "
+            "This will likely lead to incorrect results due to broadcasting. Please ensure "
+            "they have the same shape.")
     x, y = jnp.ones((4, 5)), jnp.arange(4.0)[:, None]
     with pytest.warns(UserWarning, match=re.escape(text)) as record:
         out = FNS[name](x, y, reduction="none")
