@@ -110,11 +110,6 @@ def broadcast_pair(
     return jnp.broadcast_to(input, shape), jnp.broadcast_to(target, shape)
 
 
-def is_concrete(x: object) -> bool:
-    """False for a JAX tracer (a value under ``jit``/``grad``/``vmap``): it cannot be checked."""
-    return not isinstance(x, jax.core.Tracer)
-
-
 try:  # the value behind an eager jax.grad's tracer; private, hence the fallback
     from jax._src.core import to_concrete_value as _to_concrete_value
 except ImportError:  # pragma: no cover - other JAX versions: tracers stay unchecked

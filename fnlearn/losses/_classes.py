@@ -24,7 +24,8 @@ import jax
 import numpy as np
 
 from .._typing import Array, ArrayLike
-from ._checks import as_float, is_concrete, legacy_reduction
+from .._validate import is_tracer
+from ._checks import as_float, legacy_reduction
 from ._classification import (
     _check_ignore_index,
     _check_label_smoothing,
@@ -369,7 +370,7 @@ class TripletMarginWithDistanceLoss(_Loss):
 
     def __init__(self, *, distance_function: Callable[[Array, Array], Array] | None = None,
                  margin: float = 1.0, swap: bool = False, reduction: str = "mean") -> None:
-        if is_concrete(margin) and not np.all(np.asarray(margin) > 0):
+        if not is_tracer(margin) and not np.all(np.asarray(margin) > 0):
             raise ValueError("TripletMarginWithDistanceLoss: expected margin to be greater "
                              f"than 0, got {margin} instead")
         if distance_function is not None and not callable(distance_function):

@@ -29,6 +29,7 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from .._typing import Array, ArrayLike
+from .._validate import is_tracer
 from . import _reduction
 from ._checks import (
     as_float,
@@ -36,7 +37,6 @@ from ._checks import (
     broadcast_to_shape,
     check_class_indices,
     class_weight,
-    is_concrete,
     legacy_reduction,
     raise_if,
     result_dtype,
@@ -558,7 +558,7 @@ def check_targets(
         ...
         IndexError: Target 3 is out of bounds.
     """
-    if not (is_concrete(input) and is_concrete(target)):
+    if is_tracer(input) or is_tracer(target):
         raise TypeError("check_targets needs concrete arrays: call it outside jax.jit/vmap")
     x = jnp.asarray(input)
     y = as_index(target, "target")
@@ -921,9 +921,9 @@ def _check_ignore_index(ignore_index) -> int:
 
 def _check_label_smoothing(label_smoothing) -> None:
     """``0 <= label_smoothing <= 1`` when concrete; negative values are refused (torch: 0)."""
-    if is_concrete(label_smoothing) and np.ndim(label_smoothing) != 0:
+    if not is_tracer(label_smoothing) and np.ndim(label_smoothing) != 0:
         raise ValueError(f"label_smoothing must be a scalar, got shape {np.shape(label_smoothing)}")
-    if is_concrete(label_smoothing) and not 0.0 <= float(label_smoothing) <= 1.0:
+    if not is_tracer(label_smoothing) and not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from jax import lax
 
 from .._typing import Array, ArrayLike
+from .._validate import is_int
 from . import _reduction
 from ._checks import as_float, compute_dtype, concrete_values, raise_if
 from ._reduction import check_reduction
@@ -123,7 +124,7 @@ def ctc_loss(
     if unbatched:
         lp = lp[:, None, :]
     T, N, C = lp.shape
-    if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)) or not 0 <= blank < C:
+    if not is_int(blank, 0) or not blank < C:
         raise RuntimeError(f"blank must be in label range [0, {C}), got {blank!r}")
     il = _lengths(input_lengths, N, unbatched, "input_lengths")
     tl = _lengths(target_lengths, N, unbatched, "target_lengths")

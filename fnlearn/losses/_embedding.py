@@ -22,12 +22,12 @@ import numpy as np
 from jax import lax
 
 from .._typing import Array, ArrayLike
+from .._validate import is_number, is_tracer
 from . import _reduction
 from ._checks import (
     as_float,
     broadcast_pair,
     compute_dtype,
-    is_concrete,
     legacy_reduction,
     result_dtype,
 )
@@ -441,13 +441,13 @@ def _triplet(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike
 
 def check_triplet_margin(margin: float) -> None:
     """triplet_margin_loss's ``margin > 0`` (checked when ``margin`` is concrete)."""
-    if is_concrete(margin) and not np.all(np.asarray(margin) > 0):
+    if not is_tracer(margin) and not np.all(np.asarray(margin) > 0):
         raise ValueError(f"margin must be greater than 0, got {margin}")
 
 
 def check_norm_degree(p: float) -> None:
     """triplet_margin_loss's ``p``: a Python number, since the norm's form depends on it."""
-    if not isinstance(p, (int, float)) or isinstance(p, bool):
+    if not is_number(p):
         raise TypeError(f"p must be a Python number (the norm degree is static), got {p!r}")
 
 

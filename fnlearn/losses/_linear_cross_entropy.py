@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._typing import Array, ArrayLike
+from .._validate import is_int
 from . import _reduction
 from ._checks import as_float, check_class_indices, class_weight
 from ._classification import _check_label_smoothing, cross_entropy, index_target_mean
@@ -49,7 +50,7 @@ class LinearCrossEntropyOptions:
 
     def __post_init__(self) -> None:
         size = self.batch_chunk_size
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        if size is not None and not is_int(size, 1):
             raise ValueError(f"batch_chunk_size must be positive int or None, got "
                              f"{self.batch_chunk_size!r}")
         _aspect_factor(self.chunking_method)

@@ -18,6 +18,7 @@ import numpy as np
 from jax.scipy.special import xlogy
 
 from .._typing import Array, ArrayLike
+from .._validate import is_number
 from . import _reduction
 from ._checks import (
     as_float,
@@ -228,7 +229,7 @@ def gaussian_nll_loss(
 
     optax has no Gaussian negative log-likelihood.
     """
-    if isinstance(var, (int, float)) and not isinstance(var, bool):
+    if is_number(var):
         if var < 0:
             raise ValueError(f"var has negative entry/entries (var = {var})")
         x = as_float(input, "input")

@@ -16,12 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Array, ArrayLike
+from .._validate import is_tracer
 from . import _reduction
 from ._checks import (
     as_float,
     broadcast_pair,
     compute_dtype,
-    is_concrete,
     legacy_reduction,
     result_dtype,
 )
@@ -254,13 +254,13 @@ def _torch_abs_jvp(primals, tangents):
 
 def check_beta(beta: float) -> None:
     """smooth_l1_loss's ``beta >= 0`` (checked when ``beta`` is concrete)."""
-    if is_concrete(beta) and not np.all(np.asarray(beta) >= 0):
+    if not is_tracer(beta) and not np.all(np.asarray(beta) >= 0):
         raise ValueError(f"smooth_l1_loss does not support negative values for beta, got {beta}")
 
 
 def check_delta(delta: float) -> None:
     """huber_loss's ``delta > 0`` (checked when ``delta`` is concrete)."""
-    if is_concrete(delta) and not np.all(np.asarray(delta) > 0):
+    if not is_tracer(delta) and not np.all(np.asarray(delta) > 0):
         raise ValueError(f"huber_loss does not support non-positive values for delta, got {delta}")
 
 
