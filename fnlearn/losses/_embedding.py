@@ -221,9 +221,11 @@ def cosine_embedding_loss(
     ct = compute_dtype(dtype)
     x1, x2 = broadcast_pair(x1.astype(ct), x2.astype(ct), warn=False, names=("input1", "input2"))
     axis = y.ndim
+    # torch adds eps in the inputs' dtype: in float16 it rounds to 0, so zero vectors give nan
+    eps = jnp.asarray(_COSINE_EPS, dtype).astype(ct)
     prod_sum = jnp.sum(x1 * x2, axis=axis)
-    mag_square1 = jnp.sum(x1 * x1, axis=axis) + _COSINE_EPS
-    mag_square2 = jnp.sum(x2 * x2, axis=axis) + _COSINE_EPS
+    mag_square1 = jnp.sum(x1 * x1, axis=axis) + eps
+    mag_square2 = jnp.sum(x2 * x2, axis=axis) + eps
     cos = prod_sum / jnp.sqrt(mag_square1 * mag_square2)
     cos, y = broadcast_pair(cos, y, warn=False, names=("input1", "target"))
     zero = jnp.zeros_like(cos)
