@@ -71,6 +71,7 @@ def test_xla_ceiling_is_the_c_loop(bench):
     assert _common.XlaCeiling().ms(4096, 4, 3, reps=1) > 0
 
 
+@pytest.mark.exhaustive  # a whole-step benchmark; smaller smoke tests run by default
 def test_peak_memory_runs(bench):
     import peak_memory
 
@@ -81,6 +82,7 @@ def test_peak_memory_runs(bench):
     assert all(r["peak_over_base_mb"] > 0 and r["step_ratio"] > 0 for r in rows)
 
 
+@pytest.mark.exhaustive  # a whole-step benchmark; smaller smoke tests run by default
 def test_train_step_runs(bench):
     import train_step
 
@@ -123,6 +125,7 @@ def test_cross_entropy_runs(bench):
     assert all(r["ms"] > 0 and r["fusions"] > 0 for r in rows)
 
 
+@pytest.mark.exhaustive  # a whole-step benchmark; smaller smoke tests run by default
 def test_train_step_goals_runs(bench):
     import train_step_goals
 
@@ -135,6 +138,7 @@ def test_train_step_goals_runs(bench):
     assert all(r["step_ms"] > 0 for r in rows)
 
 
+@pytest.mark.exhaustive  # a whole-step benchmark; smaller smoke tests run by default
 def test_transformer_step_runs(bench):
     import transformer_step
 

@@ -93,6 +93,7 @@ def _doctests(*args: str) -> str:
     return out.stdout
 
 
+@pytest.mark.exhaustive  # every docstring example of the package (30 s)
 def test_docstring_examples():
     """Every ``>>>`` example in fnlearn's docstrings but fnlearn.interop's (they convert torch
     objects: test_docstring_examples_of_interop runs them where torch is installed)."""

@@ -84,7 +84,9 @@ def test_bad_input_raises():
 
 
 @pytest.mark.parametrize("dtypes", [("float64", "float64", "float64"),
-                                    ("float32", "float32", "bfloat16")], ids=["f64", "f32+bf16"])
+                                    pytest.param(("float32", "float32", "bfloat16"),
+                                                 marks=pytest.mark.exhaustive)],
+                         ids=["f64", "f32+bf16"])
 def test_every_optimizer_gives_the_same_numbers_on_flat_and_tree(dtypes):
     """For each optimizer, its case with the most options (one test: compiles dominate)."""
     tree0 = _tree(2, dtypes)

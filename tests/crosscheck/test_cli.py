@@ -24,6 +24,7 @@ def run(tmp_path, capsys, *args):
     return code, json.loads(path.read_text()), capsys.readouterr().out
 
 
+@pytest.mark.exhaustive  # the whole catalogue; the planted-difference tests run by default
 def test_the_real_catalogue_passes(tmp_path, capsys):
     """Every optax row of the catalogue, float64, 100 updates: what should agree agrees and
     every documented difference shows."""

@@ -36,6 +36,7 @@ def _check_table(out: str, processes: int) -> None:
         assert diff < 1e-5  # float32 round-off from the one-device run
 
 
+@pytest.mark.exhaustive  # test_sharded.py's subprocess covers the modes by default
 def test_four_simulated_devices():
     _check_table(_run(["0.1"], devices=4), processes=1)
 
