@@ -210,7 +210,7 @@ class Plan:
         return type(state)(stored, opt_specs, *counters)
 
     def shardings(self, state: Any) -> Any:
-        """:meth:`state_specs` as ``NamedSharding``s on the mesh."""
+        """:meth:`state_specs` as ``NamedSharding`` objects on the mesh."""
         return jax.tree.map(lambda s: NamedSharding(self.mesh, s), self.state_specs(state),
                             is_leaf=lambda s: isinstance(s, PartitionSpec))
 

@@ -33,9 +33,8 @@ from ._checkpoint import (
     restore_converted,
     save_torch_checkpoint,
 )
-from ._flax import LAYOUTS, FlaxLayout, flax_layout
+from ._flax import FlaxLayout, flax_layout
 from ._optim import (
-    ALGORITHMS,
     OptimizerSpec,
     guess_class,
     optimizer_from_torch,
@@ -45,10 +44,8 @@ from ._params import TorchWeights, params_from_torch, params_to_torch
 from ._schedules import TorchSchedule, guess_scheduler, schedule_from_torch, schedule_to_torch
 
 __all__ = [
-    "ALGORITHMS",
     "Converted",
     "FlaxLayout",
-    "LAYOUTS",
     "OptimizerSpec",
     "TorchCheckpoint",
     "TorchSchedule",
