@@ -110,13 +110,13 @@ FNL_SCALAR_STRUCT(Rprop, FNL_RPROP_SCALARS)
 #undef FNL_SCALAR_STRUCT
 #undef FNL_SCALAR_ENUMERATOR
 
-// jnp.maximum / jnp.minimum / jnp.sign: NaN in, NaN out
+// jnp.maximum / jnp.minimum: NaN in, NaN out; Sign is torch's CPU sign (NaN gives 0, as Rprop needs)
 template <typename R>
 inline R MaxNan(R a, R b) { return (a != a || a > b) ? a : b; }
 template <typename R>
 inline R MinNan(R a, R b) { return (a != a || a < b) ? a : b; }
 template <typename R>
-inline R Sign(R x) { return x > 0 ? R(1) : (x < 0 ? R(-1) : x); }
+inline R Sign(R x) { return x > 0 ? R(1) : (x < 0 ? R(-1) : (x == x ? x : R(0))); }
 
 // Call f with each runtime flag turned into a compile-time constant (so every combination is
 // its own branch-free, vectorized loop).

@@ -135,11 +135,11 @@ def rprop(
         def leaf(grad, theta, prev, step_size):
             del theta  # Rprop uses only the gradients' signs
             g = -grad.astype(dtype) if maximize else grad.astype(dtype)
-            s = jnp.sign(g * prev.astype(dtype))
+            s = _torch_sign(g * prev.astype(dtype))
             factor = jnp.where(s > 0, etaplus, jnp.where(s < 0, etaminus, 1))
             eta = jnp.clip(step_size.astype(dtype) * factor, step_size_min, step_size_max)
             g = jnp.where(s < 0, 0, g)
-            u = -jnp.sign(g) * eta
+            u = -_torch_sign(g) * eta
             return u.astype(grad.dtype), g.astype(prev.dtype), eta.astype(step_size.dtype)
 
         scalars = RpropScalars(etaminus=etaminus, etaplus=etaplus, step_size_min=step_size_min,
@@ -149,3 +149,9 @@ def rprop(
                         lambda prev, eta: RpropState(state.step + 1, prev, eta))
 
     return elementwise("rprop", Kernel.RPROP, Flag.MAXIMIZE * maximize, fused, init, prepare)
+
+
+def _torch_sign(x):
+    """torch's ``sign`` on CPU: ``jnp.sign``, except that NaN gives 0 (so a NaN gradient leaves
+    its parameter and step size as they are, as in torch, and only ``prev`` holds the NaN)."""
+    return jnp.where(jnp.isnan(x), 0, jnp.sign(x))

@@ -74,3 +74,38 @@ def test_optax_rprop_emits_the_previous_step():
         assert np.mean(emitted) > 0.3
         np.testing.assert_array_equal(other[1:][emitted], mine[:-1][emitted])
     assert rel_disp(p0, theirs, ours) > 0.5
+
+
+# torch 2.13 (CPU, float64), Rprop(lr=0.01) from p = [1, 2, 3] with these gradients: torch's
+# sign(nan) is 0, so a NaN gradient leaves its parameter and step size as they are and only
+# `prev` holds the NaN (which the next step's sign reads as 0 again)
+NAN_GRADS = [[0.5, -0.5, 1.0], [np.nan, 0.3, -1.0], [0.2, 0.1, 0.4]]
+TORCH_PARAMS = [[0.99, 2.01, 2.99], [0.99, 2.01, 2.99], [0.98, 2.005, 2.985]]
+TORCH_STEP_SIZES = [[0.01, 0.01, 0.01], [0.01, 0.005, 0.005], [0.01, 0.005, 0.005]]
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["xla", "fused"])
+def test_a_nan_gradient_moves_nothing_as_in_torch(fused):
+    opt = optim.rprop(lr=0.01, fused=fused)
+    params = {"w": jnp.array([1.0, 2.0, 3.0], jnp.float64)}
+    state = opt.init(params)
+    step = jax.jit(opt.apply if fused else
+                   lambda g, s, p: (lambda u, s: (optim.apply_updates(p, u), s))(
+                       *opt.update(g, s, p)))
+    for g, want_p, want_size in zip(NAN_GRADS, TORCH_PARAMS, TORCH_STEP_SIZES, strict=True):
+        params, state = step({"w": jnp.asarray(g, jnp.float64)}, state, params)
+        np.testing.assert_allclose(params["w"], want_p, rtol=1e-12)
+        np.testing.assert_allclose(state.step_size["w"], want_size, rtol=1e-12)
+    assert np.isnan(state.prev["w"]).tolist() == [False, False, False]
+
+
+@pytest.mark.torch
+def test_a_nan_gradient_matches_live_torch():
+    torch = pytest.importorskip("torch")
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    opt = torch.optim.Rprop([p], lr=0.01)
+    for g, want_p, want_size in zip(NAN_GRADS, TORCH_PARAMS, TORCH_STEP_SIZES, strict=True):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        np.testing.assert_allclose(p.detach().numpy(), want_p, rtol=1e-12)
+        np.testing.assert_allclose(opt.state[p]["step_size"].numpy(), want_size, rtol=1e-12)
