@@ -30,3 +30,29 @@ def first_of_each(params: Iterable[Any], group: Callable[..., Hashable]) -> list
         seen.add(key)
         out.append(p)
     return out
+
+
+def one_in(k: int, offset: int, params: Iterable[Any]) -> list[Any]:
+    """``params`` with all but every ``k``-th (from ``offset``) marked exhaustive: k checks
+    over one list, each given a different offset, keep every entry in the default run once
+    (each optimizer or loss under one of the k checks; params already exhaustive are not counted) while running 1/k of the product."""
+    out, i = [], 0
+    for p in params:
+        if not isinstance(p, type(pytest.param(None))):
+            p = pytest.param(p, id=str(p))
+        if any(m.name == "exhaustive" for m in p.marks):  # already in the long tier
+            out.append(p)
+            continue
+        if (i - offset) % k:
+            p = pytest.param(*p.values, id=p.id, marks=(*p.marks, pytest.mark.exhaustive))
+        i += 1
+        out.append(p)
+    return out
+
+
+def each_with_one(names: Iterable[Any], values: list[Any]) -> list[Any]:
+    """Every ``(name, value)`` pair as params ``name-value``; by default each name meets one of
+    ``values``, in turn (name i with value i mod len(values)), the rest are exhaustive."""
+    return [pytest.param(name, value, id=f"{name}-{value}",
+                         marks=(pytest.mark.exhaustive,) if (i - j) % len(values) else ())
+            for i, name in enumerate(names) for j, value in enumerate(values)]

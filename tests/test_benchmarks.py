@@ -37,6 +37,7 @@ def _rows(results: Path, name: str) -> list[dict]:
     return payload["rows"]
 
 
+@pytest.mark.exhaustive  # the smoke runs of the benchmark scripts: one by default
 def test_update_throughput_runs(bench):
     import update_throughput
 
@@ -94,6 +95,7 @@ def test_train_step_runs(bench):
             r["variant"] for r in rows}
 
 
+@pytest.mark.exhaustive
 def test_train_step_many_leaves_runs(bench):
     import train_step_many_leaves
 
@@ -103,7 +105,9 @@ def test_train_step_many_leaves_runs(bench):
                                             "optax (tree)", "loss + grads only (no update)"]
 
 
-@pytest.mark.parametrize("processes", [[], ["--shared"]], ids=["isolated", "shared"])
+@pytest.mark.parametrize("processes", [pytest.param([], id="isolated"),
+                                       pytest.param(["--shared"], id="shared",
+                                                    marks=pytest.mark.exhaustive)])
 def test_fused_vs_torch_runs(bench, processes):
     import fused_vs_torch
 

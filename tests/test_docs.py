@@ -59,11 +59,17 @@ def _torch_pages() -> list[str]:
 def test_pages_found():
     """The collection below sees the guides (a renamed folder would silently run nothing)."""
     pages = _pages()
-    assert "guides/porting.md" in pages and RUN_ELSEWHERE <= set(pages)
+    assert "guides/porting.md" in pages and RUN_ELSEWHERE | LONG <= set(pages)
     assert "guides/porting.md" in _torch_pages()
 
 
-@pytest.mark.parametrize("page", [p for p in _pages() if p not in RUN_ELSEWHERE])
+#: pages whose code trains or checkpoints for seconds: CI's exhaustive tier runs them
+LONG = {"guides/checkpoints.md", "guides/performance.md"}
+
+
+@pytest.mark.parametrize("page", [
+    pytest.param(p, marks=(pytest.mark.exhaustive,) if p in LONG else ())
+    for p in _pages() if p not in RUN_ELSEWHERE])
 def test_page_runs_without_torch(page, tmp_path):
     """The page's blocks minus the PyTorch ones: what a user without torch can run. Where torch
     is installed, a page with PyTorch blocks runs once, whole, in the test below."""

@@ -4,6 +4,8 @@ test_examples_torch.py)."""
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -24,6 +26,7 @@ def test_digits(tmp_path, capsys):
     assert "test accuracy" in out and "Adagrad" in out
 
 
+@pytest.mark.exhaustive  # the README's demo (digits) runs by default
 def test_diabetes(capsys):
     results = load("diabetes").main(size=0.1, progress=False)
     assert list(results) == ["mse_loss", "huber_loss (delta=1)"]
@@ -32,6 +35,7 @@ def test_diabetes(capsys):
     assert "test RMSE" in capsys.readouterr().out
 
 
+@pytest.mark.exhaustive
 def test_breast_cancer(capsys):
     results = load("breast_cancer").main(size=0.1, progress=False)
     assert list(results) == ["unweighted", "pos_weight=1.68"]  # 267 benign / 159 malignant

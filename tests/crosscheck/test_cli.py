@@ -81,6 +81,7 @@ def _planted_adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulato
                                maximize=maximize).transform
 
 
+@pytest.mark.exhaustive
 def test_planted_adagrad_eps_inside_sqrt(tmp_path, capsys, monkeypatch):
     """Caught without torch: the documented eps difference vanishes (UNEXPECTED-MATCH)."""
     monkeypatch.setattr(fnlearn.optim, "adagrad", _planted_adagrad)
@@ -128,8 +129,9 @@ def _raises_when_traced(**kwargs):
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-@pytest.mark.parametrize("broken", [_raises_when_built, _raises_when_traced],
-                         ids=["at-construction", "under-jit"])
+@pytest.mark.parametrize("broken", [
+    pytest.param(_raises_when_built, id="at-construction"),
+    pytest.param(_raises_when_traced, id="under-jit", marks=pytest.mark.exhaustive)])
 def test_a_raising_side_is_an_error_row_and_the_rest_still_runs(tmp_path, capsys, monkeypatch,
                                                                  broken):
     monkeypatch.setattr(fnlearn.optim, "adadelta", broken)
@@ -143,6 +145,7 @@ def test_a_raising_side_is_an_error_row_and_the_rest_still_runs(tmp_path, capsys
     assert "RuntimeError: planted failure" in out
 
 
+@pytest.mark.exhaustive  # a whole catalogue run each: the planted rmsprop one by default
 def test_float32(tmp_path, capsys):
     code, report, out = run(tmp_path, capsys, "--only", "adagrad", "--only", "radam",
                             "--dtype", "float32")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fnlearn import losses as L
+from tests._tiers import one_in
 
 rng = np.random.default_rng(3)
 X = jnp.asarray(rng.standard_normal((4, 3)))
@@ -70,7 +71,10 @@ def test_every_loss_has_a_class():
     assert classes == set(IDS) and len(classes) == 21
 
 
-@pytest.mark.parametrize(("cls", "options", "fn", "fn_options", "args"), CASES, ids=IDS)
+# every class against its function runs in tests/losses/test_properties.py by default; this
+# eager + jit + gradient check takes every third class there, all in the exhaustive tier
+@pytest.mark.parametrize(("cls", "options", "fn", "fn_options", "args"),
+                         one_in(3, 0, [pytest.param(*c, id=i) for c, i in zip(CASES, IDS)]))
 def test_class_equals_function_eager_and_under_jit(cls, options, fn, fn_options, args):
     loss = cls(**options)
     expected = fn(*args, **options, **fn_options)

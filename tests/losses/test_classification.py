@@ -25,6 +25,7 @@ from fnlearn.losses import (
     nll_loss,
     soft_margin_loss,
 )
+from tests._tiers import one_in
 
 RNG = np.random.default_rng(0)
 X = jnp.asarray(RNG.standard_normal((4, 5)))  # logits (N, C) = (4, 5)
@@ -330,7 +331,7 @@ def test_bce_gradient_is_torchs_formula():
     assert np.isfinite(jax.hessian(lambda x: binary_cross_entropy(x, P[0]))(P[0])).all()
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", one_in(2, 1, ["float32", "bfloat16"]))
 def test_extreme_logits_give_finite_loss_and_gradient(dtype):
     x = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], dtype)
     y = jnp.array([[1.0, 0.0, 0.5], [1.0, 1.0, 0.0]], dtype)
@@ -347,9 +348,10 @@ def test_extreme_logits_give_finite_loss_and_gradient(dtype):
             np.asarray(g, np.float32)).all()
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("shape", [(5,), (16, 7), (4, 3, 2, 5)])
-def test_cross_entropy_is_log_softmax_then_gather_bit_for_bit(dtype, shape):
+@pytest.mark.parametrize(("shape", "dtype"), one_in(3, 1, [
+    pytest.param(shape, dtype, id=f"{'x'.join(map(str, shape))}-{dtype}")
+    for shape in [(5,), (16, 7), (4, 3, 2, 5)] for dtype in ["float32", "float64"]]))
+def test_cross_entropy_is_log_softmax_then_gather_bit_for_bit(shape, dtype):
     """cross_entropy never materializes log_softmax, yet computes the same floats as
     ``-take(log_softmax(x))`` (what torch computes), including confident predictions where
     ``logsumexp(x) - x_y`` would cancel."""
@@ -395,7 +397,7 @@ CALLS = {
 }
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", one_in(3, 2, ["float64", "float32", "bfloat16"]))
 def test_result_dtype_and_gradient_dtype(dtype):
     x = X.astype(dtype)
     for name, call in CALLS.items():
@@ -416,14 +418,17 @@ def test_unreduced_dtype_follows_widest_floating_argument():
     assert cross_entropy(X.astype("float32"), Y, weight=W).dtype == jnp.float32
 
 
-def test_jit_equals_eager_and_vmap_equals_loop():
+@pytest.mark.parametrize("name", one_in(3, 0, CALLS))  # all of them in the exhaustive tier
+def test_jit_equals_eager_and_vmap_equals_loop(name):
     xs = jnp.asarray(RNG.standard_normal((3, 4, 5)))
-    for call in CALLS.values():
-        f = lambda x, call=call: call(x, "float64")  # noqa: E731
-        jf = jax.jit(f)
-        _close(jf(X), f(X), rtol=1e-14)
-        _close(jax.vmap(f)(xs), jnp.stack([jf(x) for x in xs]), rtol=1e-14, atol=1e-14)
-    # vmap over targets as well, with 'none' and spatial shapes.
+    f = lambda x: CALLS[name](x, "float64")  # noqa: E731
+    jf = jax.jit(f)
+    _close(jf(X), f(X), rtol=1e-14)
+    _close(jax.vmap(f)(xs), jnp.stack([jf(x) for x in xs]), rtol=1e-14, atol=1e-14)
+
+
+def test_vmap_over_targets_with_none_and_spatial_shapes():
+    xs = jnp.asarray(RNG.standard_normal((3, 4, 5)))
     ts = jnp.asarray(RNG.integers(0, 5, (3, 4)))
     f = lambda x, t: cross_entropy(x, t, weight=W, reduction="none")  # noqa: E731
     _close(jax.vmap(f)(xs, ts), jnp.stack([f(x, t) for x, t in zip(xs, ts, strict=True)]))

@@ -21,6 +21,7 @@ from fnlearn.losses import (
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+from tests._tiers import each_with_one
 
 rng = np.random.default_rng(2)
 A, P, N = (jnp.asarray(rng.standard_normal((5, 4))) for _ in range(3))
@@ -187,8 +188,9 @@ CALLS = {
 }
 
 
-@pytest.mark.parametrize("name", list(CALLS))
-@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float64"])
+# each loss in one dtype by default (in turn), every pair in the exhaustive tier
+@pytest.mark.parametrize(("name", "dtype"),
+                         each_with_one(CALLS, ["bfloat16", "float32", "float64"]))
 def test_dtype_kept_and_grad(name, dtype):
     args = [x.astype(dtype) for x in (A, P, N)]
     assert CALLS[name](*args).dtype == dtype

@@ -13,6 +13,7 @@ import optax
 import pytest
 
 from fnlearn.losses import gaussian_nll_loss, kl_div, poisson_nll_loss
+from tests._tiers import each_with_one
 
 rng = np.random.default_rng(1)
 LOGP = jax.nn.log_softmax(jnp.asarray(rng.standard_normal((4, 5))), axis=-1)
@@ -200,8 +201,9 @@ CALLS = {
 }
 
 
-@pytest.mark.parametrize("name", list(CALLS))
-@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float64"])
+# each loss in one dtype by default (in turn), every pair in the exhaustive tier
+@pytest.mark.parametrize(("name", "dtype"),
+                         each_with_one(CALLS, ["bfloat16", "float32", "float64"]))
 def test_dtype_kept_and_grad(name, dtype):
     args = [a.astype(dtype) for a in (X, T, V)]
     assert CALLS[name](*args).dtype == dtype

@@ -12,6 +12,7 @@ import optax
 import pytest
 
 from fnlearn.losses import huber_loss, l1_loss, mse_loss, smooth_l1_loss
+from tests._tiers import each_with_one
 
 FNS = {"mse_loss": mse_loss, "l1_loss": l1_loss, "smooth_l1_loss": smooth_l1_loss,
        "huber_loss": huber_loss}
@@ -122,8 +123,9 @@ def test_bad_input_raises_naming_the_argument(name, kwargs, exc, match):
         FNS[name](**args)
 
 
-@pytest.mark.parametrize("name", list(FNS))
-@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float64"])
+# each loss in one dtype by default (in turn), every pair in the exhaustive tier
+@pytest.mark.parametrize(("name", "dtype"),
+                         each_with_one(FNS, ["bfloat16", "float32", "float64"]))
 def test_dtype_kept_and_grad(name, dtype):
     x, y = X.astype(dtype), Y.astype(dtype)
     assert FNS[name](x, y).dtype == dtype

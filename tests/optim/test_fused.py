@@ -85,8 +85,16 @@ def _grads(params, i):
     return jax.tree.map(lambda x: jnp.sin(x * (i + 1.5)).astype(x.dtype), params)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
-@pytest.mark.parametrize(("name", "kwargs"), CONFIGS, ids=lambda c: str(c))
+def _apply_cases():
+    for name, kwargs in CONFIGS:
+        for dtype in ("float64", "float32", "bfloat16"):
+            yield pytest.param(name, kwargs, dtype, id=f"{name}-{kwargs}-{dtype}")
+
+
+@pytest.mark.parametrize(("name", "kwargs", "dtype"),
+                         first_of_each(_apply_cases(),  # each optimizer in float64, each dtype
+                                       lambda name, kwargs, dtype:
+                                       name if dtype == "float64" else dtype))
 def test_fused_apply_equals_update_then_apply_updates(name, kwargs, dtype):
     """Same numbers as the XLA path up to round-off (bfloat16 takes the XLA rule itself), on a
     tree with a scalar, an empty and a large leaf, jitted with donation."""
@@ -97,10 +105,16 @@ def test_fused_apply_equals_update_then_apply_updates(name, kwargs, dtype):
     s1, s2 = plain.init(p1), fused.init(p2)
     assert jax.tree.structure(s1) == jax.tree.structure(s2)
     apply = jax.jit(lambda p, s, g: fused.apply(g, s, p), donate_argnums=(0, 1))
+    grads = jax.jit(_grads, static_argnums=1)  # one compile, not one per op and leaf shape
+
+    @jax.jit
+    def plain_step(p, s, g):
+        u, s = plain.update(g, s, p)
+        return optim.apply_updates(p, u), s
+
     for i in range(4):
-        g = _grads(p1, i)
-        u, s1 = plain.update(g, s1, p1)
-        p1 = optim.apply_updates(p1, u)
+        g = grads(p1, i)
+        p1, s1 = plain_step(p1, s1, g)
         p2, s2 = apply(jax.tree.map(jnp.copy, p2), s2, g)
     rtol = {"float64": 1e-14, "float32": 2e-6, "bfloat16": 1e-2}[dtype]
     for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((p1, s1)), strict=True):
@@ -143,14 +157,15 @@ def test_many_leaves_are_split_over_several_in_place_kernel_calls(monkeypatch):
     hlo = step.lower(params, fused.init(params), grads).compile().as_text()
     assert len(re.findall(r"custom_call_target=\"FnlearnFused", hlo)) == 3
     assert not re.findall(r"= f32\[[0-9,]+\]\{[0-9,]*\} copy\(", hlo)
-    u, s1 = plain.update(grads, plain.init(params), params)
+    u, s1 = jax.jit(plain.update)(grads, plain.init(params), params)
     p2, s2 = step(jax.tree.map(jnp.copy, params), fused.init(params), grads)
     for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((optim.apply_updates(params, u),
                                                                  s1)), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("dtypes", [("float32", "bfloat16"), ("float64", "float32")])
+@pytest.mark.parametrize("dtypes", [("float32", "bfloat16"),
+                                    pytest.param(("float64", "float32"), marks=pytest.mark.exhaustive)])
 def test_mixed_dtype_trees_split_between_the_kernel_and_the_xla_rule(dtypes):
     """Leaves of the step's compute dtype go to the kernel, the others to the XLA rule."""
     rng = np.random.default_rng(1)

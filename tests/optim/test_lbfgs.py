@@ -12,6 +12,7 @@ import pytest
 from fnlearn import optim
 from tests._reference import TESTS, load
 from tests.optim.lbfgs_cases import CONFIGS, PROBLEMS, STEPS, loss
+from tests._tiers import each_with_one, one_in
 
 TOL = {"float64": 1e-10}
 REFERENCE = load(TESTS / "optim" / "reference" / "lbfgs.npz")
@@ -33,8 +34,8 @@ def run(problem: str, config: str, dtype: str):
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
-@pytest.mark.parametrize("problem", list(PROBLEMS))
+# each configuration on one problem by default (in turn), every pair in the exhaustive tier
+@pytest.mark.parametrize(("config", "problem"), each_with_one(CONFIGS, list(PROBLEMS)))
 def test_lbfgs_matches_torch_reference_float64(problem, config):
     """The same iterates, losses and evaluation counts as torch, step by step."""
     ours = run(problem, config, "float64")
@@ -51,7 +52,7 @@ def _deviation(a, ref) -> float:
     return float(np.max(np.abs(np.asarray(a) - ref)) / np.max(np.abs(ref)))
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config", one_in(2, 0, CONFIGS))
 def test_lbfgs_float32_on_a_convex_problem(config):
     """float32: L-BFGS amplifies rounding, so two float32 implementations drift apart (torch's
     own float32 run is up to 2e-4 of the parameters from its float64 run here, and 8e-3 on

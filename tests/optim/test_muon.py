@@ -14,6 +14,7 @@ from fnlearn import optim
 from fnlearn.flat import Flat
 from tests._reference import TESTS, load
 from tests.optim.muon_cases import CASES, SHAPES
+from tests._tiers import each_with_one
 
 TOL = {"float64": 1e-10, "float32": 1e-5}
 #: fnlearn's default runs the Newton-Schulz iteration in bfloat16 like torch's; the two agree
@@ -45,8 +46,8 @@ def _deviation(ours, ref) -> float:
     return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", list(CASES))
+# each case in one dtype by default (in turn), every pair in the exhaustive tier
+@pytest.mark.parametrize(("name", "dtype"), each_with_one(CASES, ["float64", "float32"]))
 def test_muon_matches_torch_reference(name, dtype):
     p0 = [REFERENCE[f"{name}|p0|{i}"].astype(dtype) for i in range(len(SHAPES))]
     grads = [REFERENCE[f"{name}|grads|{i}"].astype(dtype) for i in range(len(SHAPES))]
