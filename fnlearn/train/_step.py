@@ -14,7 +14,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from .._typing import Array, Params
 from .._validate import is_int
-from ..flat import Flat
+from ..flat import Flat, is_flat
 from ..optim import update_and_apply
 from ..sharding import Plan
 from ._state import TrainState
@@ -407,6 +407,7 @@ def _sharded(
         leaves, treedef = jax.tree.flatten(state)
         key = (treedef, tuple((np.shape(x), getattr(x, "dtype", None)) for x in leaves))
         if key not in compiled:
+            _check_padded(plan, state)
             shardings = plan.shardings(state)
             _check_placed(state, shardings)
             compiled[key] = shardings, jax.jit(
@@ -442,6 +443,20 @@ def _constrain_to_update(plan: Plan, grads: Params, params: Params) -> tuple[Par
             tree, update)
 
     return constrain(grads), constrain(params)
+
+
+def _check_padded(plan: Plan, state: TrainState) -> None:
+    """A ValueError naming the first :class:`~fnlearn.flat.Flat` whose padding does not let
+    its buffers split over the data axis (it would be kept whole on every device)."""
+    flats = jax.tree_util.tree_leaves_with_path(state, is_leaf=is_flat)
+    for path, leaf in flats:
+        if is_flat(leaf) and leaf.layout.multiple % plan.flat_multiple:
+            raise ValueError(
+                f"state{jax.tree_util.keystr(path)} is a Flat padded to a multiple of "
+                f"{leaf.layout.multiple}, but the plan's {plan.mode!r} slices it over "
+                f"{plan.flat_multiple} devices: place the state with plan.put(state) before "
+                "the first step (it pads every Flat to fit)"
+            )
 
 
 def _check_placed(state: TrainState, shardings: TrainState) -> None:
