@@ -13,13 +13,16 @@ the step a strong-Wolfe line search finds (cubic interpolation, :math:`c_1 = 10^
 early on :math:`\|g\|_\infty \le` ``tolerance_grad``, :math:`g^\top d > -` ``tolerance_change``,
 a step or loss change below ``tolerance_change``, or ``max_eval`` loss evaluations.
 
-Like torch's, the step is driven from the host: its stopping rules read the loss and the
-gradient after every evaluation, so ``step`` is not itself jit-able; every evaluation of the
-loss and its gradient is one jitted call.
+Like torch's, ``step`` is driven from the host: its stopping rules read the loss and the
+gradient after every evaluation, and every evaluation of the loss and its gradient is one
+jitted call. :func:`fnlearn.train.make_train_step` runs the same iterations compiled
+(:func:`train_update`): a ``lax.while_loop`` over the evaluations, the history kept in
+fixed-shape arrays (:class:`LBFGSArrays`), so the step also runs on a device mesh.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -52,6 +55,42 @@ class LBFGSState(NamedTuple):
     H_diag: Any
     prev_flat_grad: Array | None
     prev_loss: float | None
+
+
+class LBFGSArrays(NamedTuple):
+    """:class:`LBFGSState` in fixed shapes, as the compiled step of
+    :func:`fnlearn.train.make_train_step` carries it (:func:`as_arrays` converts).
+
+    ``old_dirs`` / ``old_stps`` are ``(history_size, n)`` and ``ro`` ``(history_size,)``:
+    their first ``count`` rows hold the pairs, oldest first. Before the first step ``d`` and
+    ``prev_flat_grad`` are zeros and ``n_iter`` is 0 (which is what the first iteration
+    reads).
+    """
+
+    func_evals: Array
+    n_iter: Array
+    d: Array
+    t: Array
+    old_dirs: Array
+    old_stps: Array
+    ro: Array
+    count: Array
+    H_diag: Array
+    prev_flat_grad: Array
+    prev_loss: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """The hyperparameters of one :func:`lbfgs` (what :func:`train_update` reads)."""
+
+    lr: Any
+    max_iter: int
+    max_eval: int
+    tolerance_grad: float
+    tolerance_change: float
+    history_size: int
+    line_search_fn: str | None
 
 
 class LBFGS(NamedTuple):
@@ -219,7 +258,137 @@ def lbfgs(
                                tuple(ro), H_diag, prev_flat_grad, prev_loss)
         return orig_loss, unravel(x), new_state
 
+    step.options = _Options(lr, max_iter, max_eval, tolerance_grad, tolerance_change,
+                            history_size, line_search_fn)
     return LBFGS(init, step)
+
+
+def options(optimizer: Any) -> _Options | None:
+    """The hyperparameters of an :func:`lbfgs` optimizer; ``None`` for any other object."""
+    if isinstance(optimizer, LBFGS):
+        return getattr(optimizer.step, "options", None)
+    return None
+
+
+def as_arrays(opts: _Options, state: LBFGSState | LBFGSArrays, flat: Array) -> LBFGSArrays:
+    """``state`` as :class:`LBFGSArrays` for flat parameters like ``flat`` (unchanged if it
+    already is one)."""
+    if isinstance(state, LBFGSArrays):
+        return state
+    m, n, dt = opts.history_size, flat.shape[0], flat.dtype
+
+    def rows(values: tuple) -> Array:
+        out = jnp.zeros((m, n), dt)
+        return out.at[:len(values)].set(jnp.stack(values)) if values else out
+
+    def vector(v: Any) -> Array:
+        return jnp.zeros(n, dt) if v is None else jnp.asarray(v, dt)
+
+    def scalar(v: Any, default: float) -> Array:
+        return jnp.asarray(default if v is None else v, dt)
+
+    ro = jnp.zeros(m, dt).at[:len(state.ro)].set(jnp.asarray(state.ro, dt)) if state.ro \
+        else jnp.zeros(m, dt)
+    return LBFGSArrays(
+        jnp.asarray(int(state.func_evals), jnp.int32), jnp.asarray(int(state.n_iter), jnp.int32),
+        vector(state.d), scalar(state.t, 0.0), rows(state.old_dirs), rows(state.old_stps), ro,
+        jnp.asarray(len(state.old_dirs), jnp.int32), scalar(state.H_diag, 1.0),
+        vector(state.prev_flat_grad), scalar(state.prev_loss, 0.0))
+
+
+def train_update(opts: _Options, value_and_grad: Callable[[Array], tuple[Array, Array]],
+                 x: Array, state: LBFGSArrays, loss: Array, g: Array
+                 ) -> tuple[Array, LBFGSArrays]:
+    """One ``step`` compiled, from the loss and flat gradient ``g`` at ``x`` (the closure's
+    first evaluation): ``value_and_grad(x) -> (loss, flat gradient)`` evaluated in a
+    ``lax.while_loop`` with the host loop's iterations and stopping rules. Returns the new
+    ``x`` and state. ``line_search_fn`` must be ``None`` (:func:`check_trainable`)."""
+    dt = x.dtype
+    m = opts.history_size
+    tol_grad, tol_change = opts.tolerance_grad, opts.tolerance_change
+    lr = jnp.asarray(opts.lr, dt)
+    loss, g = _cast((loss, g), dt)
+
+    def body(c: dict) -> dict:
+        c = dict(c)
+        n_iter, n_total = c["n_iter"] + 1, c["n_total"] + 1
+        first = n_total == 1
+        g, d, t = c["g"], c["d"], c["t"]
+        # a new (s, y) pair when the curvature is positive; the oldest dropped when full
+        y, s = g - c["prev_g"], d * t
+        ys = jnp.dot(y, s)
+        keep = jnp.logical_not(first) & (ys > 1e-10)
+        full = c["count"] == m
+        at = jnp.where(full, m - 1, c["count"])
+
+        def push(rows: Array, row: Array) -> Array:
+            pushed = jnp.where(full, jnp.roll(rows, -1, axis=0), rows).at[at].set(row)
+            return jnp.where(keep, pushed, rows)
+
+        dirs, stps, ro = push(c["dirs"], y), push(c["stps"], s), push(c["ro"], 1.0 / ys)
+        count = jnp.where(first, 0, jnp.where(keep, jnp.minimum(c["count"] + 1, m),
+                                              c["count"]))
+        H = jnp.where(first, jnp.ones((), dt),
+                      jnp.where(keep, ys / jnp.dot(y, y), c["H"]))
+
+        def backward(i: Array, carry: tuple) -> tuple:
+            q, al = carry
+            j = count - 1 - i
+            a = jnp.dot(stps[j], q) * ro[j]
+            return q - a * dirs[j], al.at[j].set(a)
+
+        q, al = jax.lax.fori_loop(0, count, backward, (-g, jnp.zeros(m, dt)))
+
+        def forward(i: Array, r: Array) -> Array:
+            be = jnp.dot(dirs[i], r) * ro[i]
+            return r + (al[i] - be) * stps[i]
+
+        d = jnp.where(first, -g, jax.lax.fori_loop(0, count, forward, q * H))
+        prev_g, prev_loss = g, c["loss"]
+        t = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.sum(jnp.abs(g))) * lr, lr)
+        descent = jnp.dot(g, d) <= -tol_change
+        x_new = c["x"] + t * d
+        evaluate = descent & (n_iter != opts.max_iter)
+        loss_new, g_new = jax.lax.cond(evaluate, lambda: _cast(value_and_grad(x_new), dt),
+                                       lambda: (c["loss"], g))
+        opt_cond = evaluate & (jnp.max(jnp.abs(g_new)) <= tol_grad)
+        evals = evaluate.astype(jnp.int32)
+        x = jnp.where(descent, x_new, c["x"])
+        current = c["current"] + evals
+        done = (jnp.logical_not(descent) | (n_iter == opts.max_iter)
+                | (current >= opts.max_eval) | opt_cond
+                | (jnp.max(jnp.abs(d * t)) <= tol_change)
+                | (jnp.abs(loss_new - prev_loss) < tol_change))
+        c.update(x=x, loss=loss_new, g=g_new, d=d, t=t, dirs=dirs, stps=stps, ro=ro,
+                 count=count, H=H, prev_g=prev_g, prev_loss=prev_loss, n_iter=n_iter,
+                 n_total=n_total, current=current, func_evals=c["func_evals"] + evals,
+                 done=done)
+        return c
+
+    start = {"x": x, "loss": loss, "g": g, "d": state.d, "t": state.t, "dirs": state.old_dirs,
+             "stps": state.old_stps, "ro": state.ro, "count": state.count, "H": state.H_diag,
+             "prev_g": state.prev_flat_grad, "prev_loss": state.prev_loss,
+             "n_iter": jnp.zeros((), jnp.int32), "n_total": state.n_iter,
+             "current": jnp.ones((), jnp.int32), "func_evals": state.func_evals + 1,
+             "done": jnp.max(jnp.abs(g)) <= tol_grad}
+    c = jax.lax.while_loop(lambda c: jnp.logical_not(c["done"]), body, start)
+    new = LBFGSArrays(c["func_evals"], c["n_total"], c["d"], c["t"], c["dirs"], c["stps"],
+                      c["ro"], c["count"], c["H"], c["prev_g"], c["prev_loss"])
+    return c["x"], new
+
+
+def check_trainable(opts: _Options) -> None:
+    """A ValueError at ``make_train_step`` for what the compiled step does not run."""
+    if opts.line_search_fn is not None:
+        raise ValueError(
+            "make_train_step: lbfgs(line_search_fn='strong_wolfe') runs only host-driven: "
+            "call opt.step(loss_fn, params, state) in a Python loop (torch's "
+            "optimizer.step(closure)); make_train_step compiles lbfgs with "
+            "line_search_fn=None")
+
+
+def _cast(out: tuple[Array, Array], dt: Any) -> tuple[Array, Array]:
+    return out[0].astype(dt), out[1].astype(dt)
 
 
 def _scalar(x: Array) -> Any:

@@ -80,6 +80,8 @@ def optimizer(name, fused):
         # Newton-Schulz in float64: the default bfloat16 iteration turns the sharded run's
         # round-off (1e-16, a different summation order) into whole bfloat16 ulps (1e-3)
         "muon": lambda: optim.muon(1e-2, ns_dtype=jnp.float64),
+        # host-driven in its own API; make_train_step compiles the whole closure loop
+        "lbfgs": lambda: optim.lbfgs(0.5, max_iter=5, history_size=4),
     }[name]()
 
 
@@ -323,6 +325,8 @@ def default_checks():
         "fsdp-adafactor-flat-odd": lambda: exact("adafactor", "fsdp", flat=True, clip=True,
                                                  hidden=15),
         "flat-checkpoint": flat_checkpoint,
+        "data_parallel-lbfgs": lambda: exact("lbfgs", "data_parallel", accumulate=1),
+        "zero1-lbfgs": lambda: exact("lbfgs", "zero1", accumulate=1),
         "bad": bad_inputs,
         "batches": batches,
         "checkpoint": checkpoints,

@@ -85,3 +85,46 @@ def test_bad_input():
         optim.lbfgs(line_search_fn="armijo")
     with pytest.raises(TypeError, match=r"params\['z'\] is complex"):
         optim.lbfgs().init({"z": jnp.ones(2, jnp.complex64)})
+
+
+def _train_step_run(problem: str, config: str, host_steps: int):
+    """``host_steps`` host-driven steps, then compiled ones (make_train_step) from the state
+    they left, against host-driven steps all along."""
+    from fnlearn import train
+
+    opt = optim.lbfgs(**CONFIGS[config])
+    params = {k: jnp.asarray(v, "float64") for k, v in PROBLEMS[problem].items()}
+    closure = lambda p: loss(problem, p, jnp)  # noqa: E731
+    step = train.make_train_step(lambda p, batch: closure(p), opt)
+    host_state, host_params = opt.init(params), params
+    state = None
+    for k in range(STEPS):
+        if k == host_steps:
+            state = train.TrainState.create(host_params, opt)._replace(opt_state=host_state)
+        ref_loss, host_params, host_state = opt.step(closure, host_params, host_state)
+        if state is None:
+            continue
+        state, metrics = step(state, jnp.zeros(1))
+        assert float(metrics["loss"]) == pytest.approx(float(ref_loss), rel=1e-10)
+        for name in params:
+            np.testing.assert_allclose(state.params[name], host_params[name], rtol=1e-10,
+                                       atol=1e-10 * float(np.max(np.abs(host_params[name]))))
+        assert int(state.opt_state.func_evals) == host_state.func_evals
+        assert int(state.opt_state.n_iter) == host_state.n_iter
+
+
+@pytest.mark.parametrize("host_steps", [0, 2], ids=["from-init", "after-host-steps"])
+@pytest.mark.parametrize("config", ["default", "lr-history-max_iter"])
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+def test_compiled_train_step_equals_host_driven_step(problem, config, host_steps):
+    """make_train_step runs the closure loop in a lax.while_loop: the same iterates, losses
+    and counters as the host-driven step (f64), also continuing a host-driven run's state
+    (the history overflows history_size=3 in the second config)."""
+    _train_step_run(problem, config, host_steps)
+
+
+def test_train_step_refuses_the_line_search_at_construction():
+    from fnlearn import train
+
+    with pytest.raises(ValueError, match=r"line_search_fn='strong_wolfe'.*opt\.step"):
+        train.make_train_step(lambda p, b: 0.0, optim.lbfgs(line_search_fn="strong_wolfe"))
