@@ -82,9 +82,9 @@ def make_train_step(
       loss_fn: ``loss_fn(params, batch)`` returning a scalar loss, or ``(loss, aux)`` with
         ``has_aux``. ``batch`` is whatever the step is called with (e.g. a tuple ``(x, y)``).
       optimizer: an optax-protocol ``GradientTransformation`` (``fnlearn.optim.*``, optax),
-        or :func:`fnlearn.optim.lbfgs` (``line_search_fn=None``): its whole
-        ``step(closure)`` (up to ``max_iter`` evaluations of the loss and gradient on the
-        batch) runs compiled in a ``lax.while_loop``, with the host-driven step's numbers;
+        or :func:`fnlearn.optim.lbfgs`: its whole ``step(closure)`` (up to ``max_iter``
+        iterations on the batch's loss and gradient, with the strong-Wolfe line search if
+        chosen) runs compiled in ``lax.while_loop``s, with the host-driven step's numbers;
         the state may come from ``TrainState.create`` or from host-driven steps
         (:class:`~fnlearn.optim.LBFGSState`, converted to the fixed-shape
         :class:`~fnlearn.optim.LBFGSArrays` the step returns).
@@ -117,8 +117,7 @@ def make_train_step(
 
     Raises:
       TypeError: ``compiler_options`` is not a mapping with string keys.
-      ValueError: ``accumulate_steps`` is not a positive integer; an ``lbfgs`` with the
-        strong-Wolfe line search (host-driven only: ``opt.step``); at trace time, a batch whose
+      ValueError: ``accumulate_steps`` is not a positive integer; at trace time, a batch whose
         leading dimension ``accumulate_steps`` does not divide, or ``skip_nonfinite`` with a
         state that has no counter; with ``sharding``, before the first step with a new state
         or batch shape: a batch the data axis does not divide, a ``param_specs`` entry that
@@ -143,8 +142,6 @@ def make_train_step(
         )
     options = _check_compiler_options(compiler_options)
     lbfgs = _lbfgs.options(optimizer)
-    if lbfgs is not None:
-        _lbfgs.check_trainable(lbfgs)
     loss_and_grads = _make_loss_and_grads(loss_fn, has_aux, int(accumulate_steps), sharding)
 
     def step(grad_buffer: Params, state: TrainState, batch: Any

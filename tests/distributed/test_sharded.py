@@ -132,13 +132,15 @@ def test_flat_padding_is_exactly_one_nth_per_device(results):
     assert fsdp["params_device"] == 49 * 8
 
 
-@pytest.mark.parametrize("name", ["data_parallel-lbfgs", "zero1-lbfgs"])
+@pytest.mark.parametrize("name", ["data_parallel-lbfgs", "zero1-lbfgs",
+                                  "data_parallel-lbfgs-wolfe"])
 def test_lbfgs_compiled_step_on_four_devices_equals_one(results, name):
     r = _ok(results[name])
-    # every step runs up to 5 quasi-Newton iterations whose history multiplies the sharded
-    # gradient's summation-order round-off (1e-16): measured 8e-13 after 20 steps
-    assert r["err"] < 1e-10 and r["params_err"] < 1e-10, r
-    assert r["steps"] == 20 and r["not_split"] == []
+    # the same evaluations every step (func_evals and n_iter are in the compared state); the
+    # quasi-Newton history multiplies the sharded gradient's summation-order round-off
+    # (2e-15 after one step with the line search) by about 1.5 per step: 5 steps are run
+    assert r["err"] < 1e-11 and r["params_err"] < 1e-11, r
+    assert r["steps"] == 5 and r["not_split"] == []
     if name.startswith("zero1"):  # the (history, n) buffers too: 1/4 per device
         assert r["opt_device"] * r["n"] == r["opt_total"]
 
