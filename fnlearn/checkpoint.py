@@ -33,6 +33,7 @@ orbax-checkpoint is imported on first use (it is an optional dependency of fnlea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -46,6 +47,7 @@ import numpy as np
 
 from ._typing import Array
 from ._validate import is_int, require_extra
+from .flat import Flat, is_flat, unpadded
 from .sharding import gather
 
 _FORMAT = "fnlearn-checkpoint/1"
@@ -111,6 +113,7 @@ def save(
     if keep is not None and not is_int(keep, 1):
         raise ValueError(f"keep must be a positive integer or None, got {keep!r}")
     directory = Path(directory).absolute()
+    state = unpadded(state)  # a Flat's padding depends on the mesh: it is never saved
     meta = {"format": _FORMAT, "epoch": int(epoch), "key": _key_to_json(key),
             "leaves": _describe(state, checksums=True)}
     primary = jax.process_index() == 0  # orbax commits a step on the primary process
@@ -197,9 +200,10 @@ def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Re
         except Exception as exc:
             raise CheckpointError(f"{where} is damaged: its metadata cannot be read{hint}: "
                                   f"{_brief(exc)}") from exc
-        _check_like(saved, _describe(like, checksums=False), where)
+        as_saved = _as_saved(like)
+        _check_like(saved, _describe(as_saved, checksums=False), where)
         _check_placement(like, where)
-        target = jax.tree.map(_abstract, like)
+        target = jax.tree.map(_abstract, as_saved)
         try:
             state = manager.restore(
                 epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
@@ -212,6 +216,7 @@ def restore(directory: str | Path, like: Any, *, epoch: int | None = None) -> Re
         if crc != got:
             raise CheckpointError(f"{where} is damaged: the data of {path} fails its checksum"
                                   f"{hint}")
+    state = jax.tree.map(_padded_like, state, like, is_leaf=is_flat)
     return Restored(state, _key_from_json(meta["key"]), int(meta["epoch"]))
 
 
@@ -406,6 +411,35 @@ def _check_like(saved: list[tuple], like: list[list[Any]], where: str) -> None:
 def _brief(exc: Exception, limit: int = 300) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _as_saved(like: Any) -> Any:
+    """``like`` as :func:`save` wrote it: every padded :class:`~fnlearn.flat.Flat` becomes
+    one without padding, its buffers whole on their mesh (an unpadded length need not split
+    over it); :func:`_padded_like` pads and places them as ``like`` after reading."""
+
+    def whole(buf: Any, length: int) -> jax.ShapeDtypeStruct:
+        sharding = getattr(buf, "sharding", None)
+        if isinstance(sharding, jax.sharding.NamedSharding):
+            sharding = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        return jax.ShapeDtypeStruct((length,), buf.dtype, sharding=sharding)
+
+    def plain(x: Any) -> Any:
+        if not is_flat(x) or x.layout.multiple == 1:
+            return x
+        layout = dataclasses.replace(x.layout, multiple=1)
+        return Flat(tuple(whole(b, layout.length(g)) for g, b in enumerate(x.buffers)), layout)
+
+    return jax.tree.map(plain, like, is_leaf=is_flat)
+
+
+def _padded_like(restored: Any, like: Any) -> Any:
+    """A restored leaf or :class:`~fnlearn.flat.Flat` with ``like``'s padding and shardings."""
+    if not is_flat(restored) or restored.layout == like.layout:
+        return restored
+    shardings = [getattr(b, "sharding", None) for b in like.buffers]
+    out = None if None in shardings else Flat(tuple(shardings), like.layout)
+    return jax.jit(lambda f: f.padded(like.layout.multiple), out_shardings=out)(restored)
 
 
 def _abstract(x: Any) -> jax.ShapeDtypeStruct:

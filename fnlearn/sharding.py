@@ -25,12 +25,15 @@ The three layouts (``N`` = the size of the mesh's data axis, ``B`` the global ba
 
 Which dimension is sliced: for each leaf, the largest dimension that ``N`` divides evenly
 (the leftmost of equal ones) and that ``param_specs`` has not already given to another mesh
-axis. A leaf with no such dimension (a scalar, a vector of odd length, a ``Flat`` buffer whose
-size ``N`` does not divide) is kept whole on every device of the data axis:
-:meth:`Plan.replicated_leaves` lists them. An optimizer state leaf that sits in a subtree
-shaped like the params (``exp_avg``, ``momentum_buffer``, ...) takes its param's slicing, so
-the update reads matching slices; any other (Adafactor's row and column factors, step counts)
-gets the rule on its own shape.
+axis. A leaf with no such dimension (a scalar, a vector of odd length) is kept whole on every
+device of the data axis: :meth:`Plan.replicated_leaves` lists them. A
+:class:`~fnlearn.flat.Flat` never is: :meth:`Plan.put` zero-pads its buffers (params and
+optimizer buffers alike) to a multiple of ``N``, so each device holds exactly ``1/N`` of the
+padded length; the padding stays zero through every update and is never handed back
+(:class:`~fnlearn.flat.Flat`'s docstring, Padding; :func:`gather` and checkpoints drop it).
+An optimizer state leaf that sits in a subtree shaped like the params (``exp_avg``,
+``momentum_buffer``, ...) takes its param's slicing, so the update reads matching slices; any
+other (Adafactor's row and column factors, step counts) gets the rule on its own shape.
 
 A second mesh axis (tensor or expert parallelism, a ``"model"`` axis) is given per leaf with
 ``param_specs``: a pytree with the params' structure whose leaves are ``PartitionSpec``s
@@ -70,6 +73,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from ._typing import Params
+from .flat import is_flat, unpadded
 
 #: The layouts a :class:`Plan` knows (see the module docstring).
 MODES = ("data_parallel", "zero1", "fsdp")
@@ -214,12 +218,26 @@ class Plan:
         return jax.tree.map(lambda s: NamedSharding(self.mesh, s), self.state_specs(state),
                             is_leaf=lambda s: isinstance(s, PartitionSpec))
 
+    @property
+    def flat_multiple(self) -> int:
+        """What a :class:`~fnlearn.flat.Flat`'s buffer lengths must be a multiple of: ``N``
+        where the optimizer state is sliced (``"zero1"``, ``"fsdp"``), else 1."""
+        return 1 if self.mode == "data_parallel" else self.data_size
+
     def put(self, state: Any) -> Any:
         """``state`` placed on the mesh with :meth:`shardings` (the placement helper).
 
         Every process passes the same whole values (e.g. from the same seed); each keeps only
-        its devices' slices. Arrays already placed as planned are returned unchanged.
+        its devices' slices. Every :class:`~fnlearn.flat.Flat` in it is first zero-padded to
+        a multiple of :attr:`flat_multiple` (unless its padding already is one), so that it
+        splits evenly. Arrays already placed as planned are returned unchanged.
         """
+        m = self.flat_multiple
+
+        def pad(x: Any) -> Any:
+            return x.padded(m) if is_flat(x) and x.layout.multiple % m else x
+
+        state = jax.tree.map(pad, state, is_leaf=is_flat)
         return jax.tree.map(_place, state, self.shardings(state))
 
     def replicated_leaves(self, state: Any) -> list[str]:
@@ -258,7 +276,8 @@ class Plan:
 def gather(tree: Any) -> Any:
     """Every leaf of ``tree`` whole on this host, as NumPy arrays: ``jax.device_get``, except
     that a leaf split over several processes is first gathered from all of them (a collective:
-    in a multi-process run every process must call it).
+    in a multi-process run every process must call it). A :class:`~fnlearn.flat.Flat` comes
+    back without the padding :meth:`Plan.put` gave it.
 
     Example::
 
@@ -274,7 +293,7 @@ def gather(tree: Any) -> Any:
             return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
         return np.asarray(jax.device_get(leaf))
 
-    return jax.tree.map(whole, tree)
+    return unpadded(jax.tree.map(whole, tree))
 
 
 def _axes(spec: PartitionSpec) -> list[str]:

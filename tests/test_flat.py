@@ -19,7 +19,7 @@ import optax
 import pytest
 
 from fnlearn import optim
-from fnlearn.flat import Flat
+from fnlearn.flat import Flat, unpadded
 from tests.optim.cases import all_cases, make
 
 
@@ -174,3 +174,92 @@ def test_train_step_on_flat_params_matches_the_tree():
     ev = train.make_eval_step(loss_fn)
     np.testing.assert_allclose(float(ev(states[True].params, (x, y))["loss"]),
                                float(ev(states[False].params, (x, y))["loss"]), rtol=1e-6)
+
+
+def test_padding_is_zeros_that_no_view_reads():
+    tree = _tree(5, ("float64", "float32", "float64"))  # float32: 3 elements, float64: 26
+    flat = Flat.of(tree, multiple=4)
+    assert [b.shape[0] for b in flat.buffers] == [4, 28] and flat.layout.multiple == 4
+    assert flat.size == Flat.of(tree).size == 29
+    assert all(not np.any(np.asarray(b)[u:]) for b, u in
+               zip(flat.buffers, (3, 26), strict=True))
+    for a, b in zip(jax.tree.leaves(flat.tree()), jax.tree.leaves(tree), strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    assert flat.like(tree).layout == flat.layout
+    plain = unpadded({"p": flat, "n": 3})
+    assert plain["p"].layout == Flat.of(tree).layout and plain["n"] == 3
+    assert [b.shape[0] for b in plain["p"].buffers] == [3, 26]
+    assert plain["p"].padded(4).layout == flat.layout and flat.padded(4) is flat
+    g = jax.grad(lambda f: _loss(f.tree()))(flat)
+    assert not np.any(np.asarray(g.buffers[0])[3:]) and not np.any(np.asarray(g.buffers[1])[26:])
+    with pytest.raises(ValueError, match="multiple must be a positive integer"):
+        Flat.of(tree, multiple=0)
+
+
+def _richest() -> dict:
+    """Each optimizer's case with the most options."""
+    richest = {}
+    for table, case in all_cases():
+        if case.name not in richest or len(case.kwargs) > len(richest[case.name][1].kwargs):
+            richest[case.name] = (table, case)
+    return richest
+
+
+#: nonzero initial state in the tail (adagrad's accumulator, rprop's step sizes, adamax's
+#: eps floor), a division by a zero second moment (adam, rmsprop), an average of the params
+#: (asgd), a rule on whole parameters (adafactor)
+PADDING_DEFAULT = ("sgd", "adam", "adagrad", "rmsprop", "rprop", "adamax", "asgd", "adafactor")
+
+
+@pytest.mark.parametrize("names", [
+    PADDING_DEFAULT,
+    pytest.param(None, marks=pytest.mark.exhaustive),
+], ids=["representative", "every"])
+def test_padding_changes_no_number_of_any_optimizer_or_norm(names):
+    """Optimizers on a padded Flat: the same numbers as unpadded, the tail still zero."""
+    tree0 = _tree(6, ("float64",) * 3)  # 29 elements: 3 of padding to a multiple of 4
+    richest = {k: v for k, v in _richest().items()
+               if (k in names if names else k not in PADDING_DEFAULT)}
+    assert names is None or len(richest) == len(names)
+
+    def run(opt, params):
+        state = opt.init(params)
+        for k in range(3):
+            grads = jax.grad(lambda p, k=k: _loss(p.tree()) * (1.0 + k))(params)
+            updates, state = opt.update(grads, state, params)
+            params = optim.apply_updates(params, updates)
+        return params, state
+
+    for table, case in richest.values():
+        opt = make(table, case, "float64")
+        p_pad, s_pad = jax.jit(partial(run, opt))(Flat.of(tree0, multiple=4))
+        p_ref, s_ref = jax.jit(partial(run, opt))(Flat.of(tree0))
+        assert not np.any(np.asarray(p_pad.buffers[0])[29:]), case.id
+        for x, y in zip(jax.tree.leaves(unpadded((p_pad, s_pad))),
+                        jax.tree.leaves((p_ref, s_ref)), strict=True):
+            _assert_roundoff(x, y, case.id)
+    g = jax.grad(lambda f: _loss(f.tree()))(Flat.of(tree0, multiple=4))
+    leaves = {k: v for k, v in g.tree().items() if v.size}  # min of an empty leaf: undefined
+    # p = 0 counts the nonzero per-buffer norms (torch's norm of norms), not per parameter
+    for p in (-float("inf"), -1.0, 0.5, 1.0, 2.0, "inf"):
+        np.testing.assert_allclose(optim.get_total_norm(g, p),
+                                   optim.get_total_norm(leaves, p), rtol=1e-14)
+
+
+def test_padding_is_never_saved_nor_converted(tmp_path):
+    from fnlearn import checkpoint, train
+    from fnlearn.interop.torch import OptimizerSpec, optimizer_to_torch
+
+    tree = _tree(7, ("float64",) * 3)
+    opt = optim.adam(1e-2)
+    padded = train.TrainState.create(Flat.of(tree, multiple=4), opt)
+    checkpoint.save(tmp_path, padded, key=None, epoch=1)
+    plain = train.TrainState.create(tree, opt, flat=True)
+    for like in (plain, padded):  # restores onto either padding (any number of devices)
+        state = checkpoint.restore(tmp_path, like).state
+        assert jax.tree.structure(state) == jax.tree.structure(like)
+        assert [b.shape for b in state.params.buffers] == [b.shape for b in like.params.buffers]
+    sd = optimizer_to_torch(OptimizerSpec("Adam", ({"lr": 1e-2},)), padded.opt_state,
+                            padded.params, numpy=True)
+    assert sd["state"] == {}  # step 0: torch keeps no state yet; names match the tree's

@@ -45,6 +45,7 @@ import optax
 
 from .. import optim
 from .._typing import Params
+from ..flat import trees
 from ._params import (
     TorchWeights,
     dotted,
@@ -520,6 +521,7 @@ def optimizer_to_torch(optimizer: Any, opt_state: Any, params: Params, *,
                          "optimizer_from_torch or OptimizerSpec.build; pass its OptimizerSpec")
     algo = _algo(spec.name)
     defaults = {} if numpy else torch_defaults(spec.name)
+    opt_state, params = trees((opt_state, params))  # a Flat: per parameter, as torch keeps it
     group_names = spec.names or (tuple(x for x, _ in named_leaves(params)),)
     if spec.name == "LBFGS":
         return _lbfgs_to_torch(spec, defaults, opt_state, group_names, numpy)

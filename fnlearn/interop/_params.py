@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Params
+from ..flat import trees
 
 #: Buffer names recognised in a bare state dict (a module says it itself, ``named_buffers()``).
 BUFFER_NAMES = ("running_mean", "running_var", "num_batches_tracked")
@@ -205,6 +206,7 @@ def params_to_torch(params: Params, buffers: Params | None = None) -> dict[str, 
     """
     if isinstance(params, TorchWeights) and buffers is None:
         params, buffers = params
+    params = trees(params)  # a Flat: its parameters, named as torch names them
     out = {name: to_torch_tensor(x) for name, x in named_leaves(params)}
     for name, x in named_leaves(buffers if buffers is not None else {}):
         if name in out:

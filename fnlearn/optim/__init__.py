@@ -22,7 +22,7 @@ from ._clip import (
     get_total_norm,
 )
 from ._groups import FROZEN, freeze, param_groups
-from ._lbfgs import LBFGS, LBFGSState, lbfgs
+from ._lbfgs import LBFGS, LBFGSArrays, LBFGSState, lbfgs
 from ._lift import FusedGradientTransformation, update_and_apply
 from ._muon import MuonState, muon
 from ._nadam import NAdamState, nadam
@@ -70,6 +70,7 @@ __all__ = [
     "ClipGradNormState",
     "FROZEN",
     "LBFGS",
+    "LBFGSArrays",
     "LBFGSState",
     "lbfgs",
     "PlateauState",

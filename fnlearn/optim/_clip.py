@@ -25,6 +25,7 @@ import optax
 
 from .._typing import Array, ArrayLike, Params
 from .._validate import is_tracer
+from ..flat import unpadded
 from ._base import GradientTransformation, check_nonnegative, reject_complex, scalar_dtype
 
 
@@ -98,6 +99,8 @@ def get_total_norm(
         5.0
     """
     p = _norm_order(norm_type)
+    if p < 0:  # a Flat's zero padding would be the minimum; for p >= 0 a zero adds nothing
+        grads = unpadded(grads)
     leaves = jax.tree.leaves(grads)
     dtype = scalar_dtype(leaves)
     if not leaves:

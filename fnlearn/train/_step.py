@@ -10,12 +10,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding, PartitionSpec
 
 from .._typing import Array, Params
 from .._validate import is_int
-from ..flat import Flat
-from ..optim import update_and_apply
+from ..flat import Flat, is_flat
+from ..optim import _lbfgs, update_and_apply
 from ..sharding import Plan
 from ._state import TrainState
 
@@ -80,7 +81,13 @@ def make_train_step(
     Args:
       loss_fn: ``loss_fn(params, batch)`` returning a scalar loss, or ``(loss, aux)`` with
         ``has_aux``. ``batch`` is whatever the step is called with (e.g. a tuple ``(x, y)``).
-      optimizer: an optax-protocol ``GradientTransformation`` (``fnlearn.optim.*``, optax).
+      optimizer: an optax-protocol ``GradientTransformation`` (``fnlearn.optim.*``, optax),
+        or :func:`fnlearn.optim.lbfgs`: its whole ``step(closure)`` (up to ``max_iter``
+        iterations on the batch's loss and gradient, with the strong-Wolfe line search if
+        chosen) runs compiled in ``lax.while_loop``s, with the host-driven step's numbers;
+        the state may come from ``TrainState.create`` or from host-driven steps
+        (:class:`~fnlearn.optim.LBFGSState`, converted to the fixed-shape
+        :class:`~fnlearn.optim.LBFGSArrays` the step returns).
       has_aux: ``loss_fn`` returns ``(loss, aux)``; ``aux`` (any pytree of arrays) is returned
         in the metrics, averaged over micro-batches when ``accumulate_steps > 1``.
       donate: donate the input state's buffers (``jax.jit(donate_argnums=0)``), so params and
@@ -134,6 +141,7 @@ def make_train_step(
             f"accumulate_steps must be a positive integer, got {accumulate_steps!r}"
         )
     options = _check_compiler_options(compiler_options)
+    lbfgs = _lbfgs.options(optimizer)
     loss_and_grads = _make_loss_and_grads(loss_fn, has_aux, int(accumulate_steps), sharding)
 
     def step(grad_buffer: Params, state: TrainState, batch: Any
@@ -146,9 +154,12 @@ def make_train_step(
             )
         loss, aux, grads = loss_and_grads(state.params, batch)
         params = state.params
-        if sharding is not None:  # the optimizer reads gradients and params in its state's slices
-            grads, params = _constrain_to_update(sharding, grads, params)
-        params, opt_state = update_and_apply(optimizer, grads, state.opt_state, params)
+        if lbfgs is not None:  # the whole closure-driven step, compiled
+            params, opt_state = _lbfgs_step(lbfgs, loss_and_grads, state, batch, loss, grads)
+        else:
+            if sharding is not None:  # the optimizer reads gradients and params in its slices
+                grads, params = _constrain_to_update(sharding, grads, params)
+            params, opt_state = update_and_apply(optimizer, grads, state.opt_state, params)
         metrics = {"loss": loss, "aux": aux} if has_aux else {"loss": loss}
         skipped = state.skipped
         if skip_nonfinite:
@@ -175,7 +186,42 @@ def make_train_step(
         # input.
         jitted = _KeptGradient(jax.jit(step, donate_argnums=(0, 1) if donate else (0,),
                                        keep_unused=True, compiler_options=options))
-    return _explain_donation(jitted) if donate else jitted
+    jitted = _explain_donation(jitted) if donate else jitted
+    return jitted if lbfgs is None else _with_lbfgs_arrays(jitted, lbfgs)
+
+
+def _lbfgs_step(opts: Any, loss_and_grads: Callable, state: TrainState, batch: Any,
+                loss: Array, grads: Params) -> tuple[Params, Any]:
+    """L-BFGS's ``step(closure)`` inside the compiled step: the closure is the loss and
+    gradient of the (flattened) params on this batch."""
+    x, unravel = ravel_pytree(state.params)
+
+    def value_and_grad(flat: Array) -> tuple[Array, Array]:
+        value, _, g = loss_and_grads(unravel(flat), batch)
+        return value, ravel_pytree(g)[0]
+
+    x, opt_state = _lbfgs.train_update(opts, value_and_grad, x, state.opt_state, loss,
+                                       ravel_pytree(grads)[0])
+    return unravel(x), opt_state
+
+
+def _with_lbfgs_arrays(step: TrainStep, opts: Any) -> TrainStep:
+    """``step`` taking an :class:`~fnlearn.optim.LBFGSState` (``TrainState.create``'s, or one
+    left by host-driven steps) as the fixed-shape :class:`~fnlearn.optim.LBFGSArrays` the
+    compiled loop carries."""
+
+    def arrays(state: TrainState) -> TrainState:
+        if isinstance(state.opt_state, _lbfgs.LBFGSArrays):
+            return state
+        flat = jax.eval_shape(lambda p: ravel_pytree(p)[0], state.params)
+        return state._replace(opt_state=_lbfgs.as_arrays(opts, state.opt_state, flat))
+
+    @functools.wraps(step)
+    def call(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
+        return step(arrays(state), batch)
+
+    call.lower = lambda state, batch: step.lower(arrays(state), batch)
+    return call
 
 
 def _donated_error() -> ValueError:
@@ -407,6 +453,7 @@ def _sharded(
         leaves, treedef = jax.tree.flatten(state)
         key = (treedef, tuple((np.shape(x), getattr(x, "dtype", None)) for x in leaves))
         if key not in compiled:
+            _check_padded(plan, state)
             shardings = plan.shardings(state)
             _check_placed(state, shardings)
             compiled[key] = shardings, jax.jit(
@@ -442,6 +489,20 @@ def _constrain_to_update(plan: Plan, grads: Params, params: Params) -> tuple[Par
             tree, update)
 
     return constrain(grads), constrain(params)
+
+
+def _check_padded(plan: Plan, state: TrainState) -> None:
+    """A ValueError naming the first :class:`~fnlearn.flat.Flat` whose padding does not let
+    its buffers split over the data axis (it would be kept whole on every device)."""
+    flats = jax.tree_util.tree_leaves_with_path(state, is_leaf=is_flat)
+    for path, leaf in flats:
+        if is_flat(leaf) and leaf.layout.multiple % plan.flat_multiple:
+            raise ValueError(
+                f"state{jax.tree_util.keystr(path)} is a Flat padded to a multiple of "
+                f"{leaf.layout.multiple}, but the plan's {plan.mode!r} slices it over "
+                f"{plan.flat_multiple} devices: place the state with plan.put(state) before "
+                "the first step (it pads every Flat to fit)"
+            )
 
 
 def _check_placed(state: TrainState, shardings: TrainState) -> None:

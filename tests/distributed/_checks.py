@@ -42,12 +42,13 @@ def loss_fn(p, batch):
     return jnp.mean((h @ p["w2"] - y) ** 2)
 
 
-def make_params(dtype, bias=True):
+def make_params(dtype, bias=True, hidden=16):
+    """hidden=16: 208 parameters; hidden=15: 195, which 4 devices do not divide."""
     k = jax.random.split(jax.random.key(0), 3)
-    params = {"w1": jax.random.normal(k[0], (8, 16), dtype),
-              "w2": 0.3 * jax.random.normal(k[1], (16, 4), dtype)}
+    params = {"w1": jax.random.normal(k[0], (8, hidden), dtype),
+              "w2": 0.3 * jax.random.normal(k[1], (hidden, 4), dtype)}
     if bias:
-        params["b1"] = 0.1 * jax.random.normal(k[2], (16,), dtype)
+        params["b1"] = 0.1 * jax.random.normal(k[2], (hidden,), dtype)
     return params
 
 
@@ -79,6 +80,10 @@ def optimizer(name, fused):
         # Newton-Schulz in float64: the default bfloat16 iteration turns the sharded run's
         # round-off (1e-16, a different summation order) into whole bfloat16 ulps (1e-3)
         "muon": lambda: optim.muon(1e-2, ns_dtype=jnp.float64),
+        # host-driven in its own API; make_train_step compiles the whole closure loop
+        "lbfgs": lambda: optim.lbfgs(0.5, max_iter=5, history_size=4),
+        "lbfgs-wolfe": lambda: optim.lbfgs(max_iter=5, history_size=4,
+                                           line_search_fn="strong_wolfe"),
     }[name]()
 
 
@@ -88,13 +93,13 @@ ALL = ELEMENTWISE + ("adafactor", "muon")
 
 
 def run(opt, plan, *, dtype=jnp.float64, flat=False, accumulate=1, skip=False, nan_at=None,
-        bias=True):
-    state = train.TrainState.create(make_params(dtype, bias), opt, flat=flat)
+        bias=True, hidden=16, steps=STEPS):
+    state = train.TrainState.create(make_params(dtype, bias, hidden), opt, flat=flat)
     if plan is not None:
         state = plan.put(state)
     step = train.make_train_step(loss_fn, opt, sharding=plan, accumulate_steps=accumulate,
                                  skip_nonfinite=skip)
-    for batch in make_data(dtype, nan_at):
+    for batch in make_data(dtype, nan_at)[:steps]:
         state, _ = step(state, batch)
     return state, step
 
@@ -108,21 +113,68 @@ def rel_err(a, b):
 
 
 def exact(name, mode, *, fused=False, flat=False, clip=False, accumulate=2, dtype=jnp.float64,
-          mesh=None, param_specs=None, skip=False, nan_at=None, compiled=False):
-    """The sharded run against the one-device run of the same global batches."""
+          mesh=None, param_specs=None, skip=False, nan_at=None, compiled=False, hidden=16,
+          steps=STEPS):
+    """The sharded run against the one-device run of the same global batches (a Flat's
+    padding is compared as handed back: by gather, which drops it)."""
     opt = optimizer(name, fused)
     if clip:  # clipping is active: the global norm stays above 0.5 throughout
         opt = optax.chain(optim.clip_grad_norm_transform(0.5), opt)
     mesh = mesh or jax.make_mesh((4,), ("data",))
     plan = sharding.Plan(mesh, mode, param_specs=param_specs)
     kw = dict(dtype=dtype, flat=flat, accumulate=accumulate, skip=skip, nan_at=nan_at,
-              bias=name != "muon")
+              bias=name != "muon", hidden=hidden, steps=steps)
     ref, _ = run(opt, None, **kw)
     got, step = run(opt, plan, **kw)
-    out = {"err": rel_err(ref, got), "params_err": rel_err(ref.params, got.params),
+    back = sharding.gather(got)
+    out = {"err": rel_err(ref, back), "params_err": rel_err(ref.params, back.params),
            "steps": int(got.step), "skipped": int(got.skipped),
            "ref_skipped": int(ref.skipped)}
     out.update(layout(plan, got, step, make_data(dtype)[0], compiled))
+    if flat:
+        out.update(padding(ref, got, back))
+    return out
+
+
+def padding(ref, got, back):
+    """A sharded Flat state: its buffers' lengths and parameter counts, whether the params'
+    padding is still exactly zero, and whether what gather hands back has the one-device
+    run's shapes (buffers and every parameter view), the padding dropped."""
+    lay = got.params.layout
+    shapes = lambda tree: [np.shape(x) for x in jax.tree.leaves(tree)]  # noqa: E731
+    return {
+        "lengths": [lay.length(g) for g in range(len(lay.groups))],
+        "used": [lay.used(g) for g in range(len(lay.groups))],
+        "tail_zero": all(not np.any(np.asarray(b)[lay.used(g):])
+                         for g, b in enumerate(got.params.buffers)),
+        "shapes_back": (shapes(back) == shapes(ref)
+                        and shapes(back.params.tree()) == shapes(ref.params.tree())),
+    }
+
+
+def flat_checkpoint():
+    """A padded, sharded Flat state saved on 4 devices restores onto 1 device (unpadded)
+    and onto 4 (padded again, sliced as planned), with the same values."""
+    mesh = jax.make_mesh((4,), ("data",))
+    opt = optim.adam(1e-2)
+    plan = sharding.Plan(mesh, "fsdp")
+    state, _ = run(opt, plan, flat=True, hidden=15)
+    like = train.TrainState.create(make_params(jnp.float64, hidden=15), opt, flat=True)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint.save(tmp, state, key=None, epoch=1)
+        one = checkpoint.restore(tmp, like).state
+        four = checkpoint.restore(tmp, plan.put(like)).state
+    whole = sharding.gather(state)
+    out["to_one_shapes"] = [x.shape for x in jax.tree.leaves(one)] == [
+        np.shape(x) for x in jax.tree.leaves(whole)]
+    out["to_one_equal"] = all(np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(one), jax.tree.leaves(whole), strict=True))
+    out["to_four_equal"] = all(np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(four), jax.tree.leaves(state), strict=True))
+    out["to_four_shardings"] = all(
+        a.sharding.is_equivalent_to(b, a.ndim) for a, b in zip(
+            jax.tree.leaves(four), jax.tree.leaves(plan.shardings(plan.put(like))), strict=True))
     return out
 
 
@@ -191,6 +243,8 @@ def bad_inputs():
     unplaced = jax.device_put(train.TrainState.create(make_params(jnp.float64), opt),
                               jax.devices()[1])
     out["unplaced"] = message(lambda: step(unplaced, make_data(jnp.float64)[0]))
+    unpadded = train.TrainState.create(make_params(jnp.float64, hidden=15), opt, flat=True)
+    out["flat_unpadded"] = message(lambda: step(unpadded, make_data(jnp.float64)[0]))
     rows = (jnp.ones((18, 2)),)
     out["iterate_batch_size"] = message(lambda: iterate_batches(rows, 6, sharding=plan.batch))
     out["iterate_last"] = message(lambda: iterate_batches(rows, 8, sharding=plan.batch))
@@ -264,6 +318,21 @@ def default_checks():
         "fsdp-muon": lambda: exact("muon", "fsdp"),
         "fsdp-model-adam-fused": lambda: exact("adam", "fsdp", fused=True, mesh=model,
                                                param_specs=specs, compiled=True),
+        # 195 parameters: each Flat buffer padded to 196, 49 elements per device
+        "zero1-adam-flat-odd": lambda: exact("adam", "zero1", flat=True, clip=True, hidden=15,
+                                             compiled=True),
+        "zero1-adagrad-fused-flat-odd": lambda: exact("adagrad", "zero1", fused=True,
+                                                      flat=True, hidden=15),
+        "fsdp-rprop-fused-flat-odd": lambda: exact("rprop", "fsdp", fused=True, flat=True,
+                                                   hidden=15, compiled=True),
+        "fsdp-adafactor-flat-odd": lambda: exact("adafactor", "fsdp", flat=True, clip=True,
+                                                 hidden=15),
+        "flat-checkpoint": flat_checkpoint,
+        # L-BFGS: 5 steps (its history multiplies round-off about 1.5x per step)
+        "data_parallel-lbfgs": lambda: exact("lbfgs", "data_parallel", accumulate=1, steps=5),
+        "zero1-lbfgs": lambda: exact("lbfgs", "zero1", accumulate=1, steps=5),
+        "data_parallel-lbfgs-wolfe": lambda: exact("lbfgs-wolfe", "data_parallel",
+                                                   accumulate=1, steps=5),
         "bad": bad_inputs,
         "batches": batches,
         "checkpoint": checkpoints,
@@ -282,6 +351,10 @@ def grid_checks():
                     if not fused and not flat:
                         checks[tag + "-f32"] = (lambda name=name, mode=mode: exact(
                             name, mode, dtype=jnp.float32, clip=True))
+                    if flat and mode != "data_parallel" and name != "muon":  # muon: 12 H
+                        checks[tag + "-odd"] = (lambda name=name, mode=mode, fused=fused:
+                                                exact(name, mode, fused=fused, flat=True,
+                                                      clip=not fused, hidden=15))
     return checks
 
 
