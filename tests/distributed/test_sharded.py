@@ -6,7 +6,8 @@ representative set (ZeRO-1 and FSDP, fused and XLA rules, tree and Flat (also on
 parameter count 4 does not divide, padded to split evenly), Adafactor and Muon,
 accumulation, clipping, non-finite skipping, a second mesh axis, bad input, checkpoints on
 another mesh; data parallel runs in test_data_parallel_example.py); the whole optimizer x
-mode x rule x layout grid (229 runs, every one with 20 steps) is exhaustive.
+mode x rule x layout grid (229 runs, every one with 20 steps, one subprocess per optimizer)
+is exhaustive.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.distributed._checks import ALL as GRID
 
 ROOT = Path(__file__).resolve().parents[2]
 #: relative tolerances after 20 steps: float64 for params and every optimizer buffer; float32
@@ -158,8 +161,9 @@ def test_checkpoint_restores_onto_another_mesh(results):
 
 
 @pytest.mark.exhaustive
-def test_grid_every_optimizer_mode_rule_and_layout():
-    results = _run_checks("grid", timeout=3000)
+@pytest.mark.parametrize("name", GRID)  # one subprocess each: they run in parallel
+def test_grid_every_mode_rule_and_layout(name):
+    results = _run_checks(f"grid:{name}", timeout=1200)
     failures = []
     for name, r in results.items():
         try:
