@@ -59,7 +59,8 @@ class LBFGSState(NamedTuple):
 
 class LBFGSArrays(NamedTuple):
     """:class:`LBFGSState` in fixed shapes, as the compiled step of
-    :func:`fnlearn.train.make_train_step` carries it (:func:`as_arrays` converts).
+    :func:`fnlearn.train.make_train_step` carries it (:func:`as_arrays` converts,
+    :func:`as_state` converts back).
 
     ``old_dirs`` / ``old_stps`` are ``(history_size, n)`` and ``ro`` ``(history_size,)``:
     their first ``count`` rows hold the pairs, oldest first. Before the first step ``d`` and
@@ -119,7 +120,9 @@ def lbfgs(
     ``jax.value_and_grad``): it returns the loss at the ``params`` passed in (torch returns
     the closure's first value), the new params and the new state. Its jitted value-and-grad is
     cached per ``loss_fn`` object: pass the same function every step (a new ``lambda`` each
-    step compiles again).
+    step compiles again). ``state`` may also be the :class:`LBFGSArrays` a compiled step
+    (:func:`fnlearn.train.make_train_step`) returned: ``step`` continues from it and returns
+    an :class:`LBFGSState`.
 
     Args:
         lr: :math:`\gamma`, the step length (with a line search: its first trial).
@@ -176,6 +179,7 @@ def lbfgs(
 
     def step(loss_fn: Callable[[Params], Array], params: Params, state: LBFGSState
              ) -> tuple[Array, Params, LBFGSState]:
+        state = as_state(state)  # a compiled step's LBFGSArrays continue here too
         x, unravel = ravel_pytree(params)
         value_and_grad = evaluator(loss_fn, unravel)
 
@@ -294,6 +298,25 @@ def as_arrays(opts: _Options, state: LBFGSState | LBFGSArrays, flat: Array) -> L
         vector(state.d), scalar(state.t, 0.0), rows(state.old_dirs), rows(state.old_stps), ro,
         jnp.asarray(len(state.old_dirs), jnp.int32), scalar(state.H_diag, 1.0),
         vector(state.prev_flat_grad), scalar(state.prev_loss, 0.0))
+
+
+def as_state(state: LBFGSState | LBFGSArrays) -> LBFGSState:
+    """``state`` as the host-driven :class:`LBFGSState` (unchanged if it already is one): the
+    ``count`` live pairs, oldest first (torch's list order), and ``None`` for the buffers
+    before the first iteration, so ``step`` and :func:`fnlearn.interop.torch.optimizer_to_torch`
+    continue from where the compiled step left off."""
+    if not isinstance(state, LBFGSArrays):
+        return state
+    n_iter, count = int(state.n_iter), int(state.count)
+    ro = np.asarray(state.ro)
+    scalar = lambda v: np.asarray(v)[()]  # noqa: E731 (the host loop's NumPy scalars)
+    if n_iter == 0:
+        return LBFGSState(int(state.func_evals), 0, None, None, (), (), (), None, None, None)
+    return LBFGSState(
+        int(state.func_evals), n_iter, state.d, scalar(state.t),
+        tuple(state.old_dirs[i] for i in range(count)),
+        tuple(state.old_stps[i] for i in range(count)), tuple(ro[i] for i in range(count)),
+        scalar(state.H_diag), state.prev_flat_grad, float(state.prev_loss))
 
 
 def train_update(opts: _Options, value_and_grad: Callable[[Array], tuple[Array, Array]],
