@@ -321,11 +321,12 @@ def as_state(state: LBFGSState | LBFGSArrays) -> LBFGSState:
 
 def train_update(opts: _Options, value_and_grad: Callable[[Array], tuple[Array, Array]],
                  x: Array, state: LBFGSArrays, loss: Array, g: Array
-                 ) -> tuple[Array, LBFGSArrays]:
+                 ) -> tuple[Array, LBFGSArrays, Array]:
     """One ``step`` compiled, from the loss and flat gradient ``g`` at ``x`` (the closure's
     first evaluation): ``value_and_grad(x) -> (loss, flat gradient)`` evaluated in a
     ``lax.while_loop`` with the host loop's iterations and stopping rules. Returns the new
-    ``x`` and state (with ``"strong_wolfe"``, the line search compiled too)."""
+    ``x`` and state (with ``"strong_wolfe"``, the line search compiled too), and whether every
+    loss and gradient the iterations took (the first one and each step's) was finite."""
     dt = x.dtype
     m = opts.history_size
     tol_grad, tol_change = opts.tolerance_grad, opts.tolerance_change
@@ -396,7 +397,7 @@ def train_update(opts: _Options, value_and_grad: Callable[[Array], tuple[Array, 
         c.update(x=x, loss=loss_new, g=g_new, d=d, t=t, dirs=dirs, stps=stps, ro=ro,
                  count=count, H=H, prev_g=prev_g, prev_loss=prev_loss, n_iter=n_iter,
                  n_total=n_total, current=current, func_evals=c["func_evals"] + evals,
-                 done=done)
+                 done=done, finite=c["finite"] & _finite(loss_new, g_new))
         return c
 
     start = {"x": x, "loss": loss, "g": g, "d": state.d, "t": state.t, "dirs": state.old_dirs,
@@ -404,11 +405,15 @@ def train_update(opts: _Options, value_and_grad: Callable[[Array], tuple[Array, 
              "prev_g": state.prev_flat_grad, "prev_loss": state.prev_loss,
              "n_iter": jnp.zeros((), jnp.int32), "n_total": state.n_iter,
              "current": jnp.ones((), jnp.int32), "func_evals": state.func_evals + 1,
-             "done": jnp.max(jnp.abs(g)) <= tol_grad}
+             "done": jnp.max(jnp.abs(g)) <= tol_grad, "finite": _finite(loss, g)}
     c = jax.lax.while_loop(lambda c: jnp.logical_not(c["done"]), body, start)
     new = LBFGSArrays(c["func_evals"], c["n_total"], c["d"], c["t"], c["dirs"], c["stps"],
                       c["ro"], c["count"], c["H"], c["prev_g"], c["prev_loss"])
-    return c["x"], new
+    return c["x"], new, c["finite"]
+
+
+def _finite(loss: Array, g: Array) -> Array:
+    return jnp.isfinite(loss) & jnp.all(jnp.isfinite(g))
 
 
 def _cubic_compiled(x1, f1, g1, x2, f2, g2, bounds=None):
