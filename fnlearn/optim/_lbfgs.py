@@ -17,7 +17,9 @@ Like torch's, ``step`` is driven from the host: its stopping rules read the loss
 gradient after every evaluation, and every evaluation of the loss and its gradient is one
 jitted call. :func:`fnlearn.train.make_train_step` runs the same iterations compiled
 (:func:`train_update`): a ``lax.while_loop`` over the evaluations, the history kept in
-fixed-shape arrays (:class:`LBFGSArrays`), so the step also runs on a device mesh.
+fixed-shape arrays (:class:`LBFGSArrays`), so the step also runs on a device mesh;
+:func:`as_state` turns those back into the host-driven state (``step`` and torch's
+``state_dict`` continue from it).
 """
 
 from __future__ import annotations
