@@ -35,7 +35,8 @@ def first_of_each(params: Iterable[Any], group: Callable[..., Hashable]) -> list
 def one_in(k: int, offset: int, params: Iterable[Any]) -> list[Any]:
     """``params`` with all but every ``k``-th (from ``offset``) marked exhaustive: k checks
     over one list, each given a different offset, keep every entry in the default run once
-    (each optimizer or loss under one of the k checks; params already exhaustive are not counted) while running 1/k of the product."""
+    (each optimizer or loss under one of the k checks; params already exhaustive are not
+    counted) while running 1/k of the product."""
     out, i = [], 0
     for p in params:
         if not isinstance(p, type(pytest.param(None))):

@@ -73,8 +73,8 @@ def test_every_loss_has_a_class():
 
 # every class against its function runs in tests/losses/test_properties.py by default; this
 # eager + jit + gradient check takes every third class there, all in the exhaustive tier
-@pytest.mark.parametrize(("cls", "options", "fn", "fn_options", "args"),
-                         one_in(3, 0, [pytest.param(*c, id=i) for c, i in zip(CASES, IDS)]))
+@pytest.mark.parametrize(("cls", "options", "fn", "fn_options", "args"), one_in(
+    3, 0, [pytest.param(*c, id=i) for c, i in zip(CASES, IDS, strict=True)]))
 def test_class_equals_function_eager_and_under_jit(cls, options, fn, fn_options, args):
     loss = cls(**options)
     expected = fn(*args, **options, **fn_options)

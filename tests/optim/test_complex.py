@@ -70,7 +70,8 @@ def run(name: str, kwargs: dict, p0, grads):
 
 @pytest.mark.parametrize(("name", "kwargs", "dtype"), [  # each configuration in one dtype, in turn
     pytest.param(*c, d, id=f"{i}-{d}", marks=(pytest.mark.exhaustive,) if (k + j) % 2 else ())
-    for k, (c, i) in enumerate(zip(CONFIGS, IDS)) for j, d in enumerate(["complex128", "complex64"])])
+    for k, (c, i) in enumerate(zip(CONFIGS, IDS, strict=True))
+    for j, d in enumerate(["complex128", "complex64"])])
 def test_complex_leaf_is_two_independent_reals(name, kwargs, dtype):
     p0, grads = complex_problem(dtype)
     params, state = run(name, kwargs, p0, grads)

@@ -164,8 +164,8 @@ def test_many_leaves_are_split_over_several_in_place_kernel_calls(monkeypatch):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("dtypes", [("float32", "bfloat16"),
-                                    pytest.param(("float64", "float32"), marks=pytest.mark.exhaustive)])
+@pytest.mark.parametrize("dtypes", [
+    ("float32", "bfloat16"), pytest.param(("float64", "float32"), marks=pytest.mark.exhaustive)])
 def test_mixed_dtype_trees_split_between_the_kernel_and_the_xla_rule(dtypes):
     """Leaves of the step's compute dtype go to the kernel, the others to the XLA rule."""
     rng = np.random.default_rng(1)

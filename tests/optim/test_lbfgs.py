@@ -11,8 +11,8 @@ import pytest
 
 from fnlearn import optim
 from tests._reference import TESTS, load
-from tests.optim.lbfgs_cases import CONFIGS, PROBLEMS, STEPS, loss
 from tests._tiers import each_with_one, one_in
+from tests.optim.lbfgs_cases import CONFIGS, PROBLEMS, STEPS, loss
 
 TOL = {"float64": 1e-10}
 REFERENCE = load(TESTS / "optim" / "reference" / "lbfgs.npz")

@@ -13,8 +13,8 @@ import pytest
 from fnlearn import optim
 from fnlearn.flat import Flat
 from tests._reference import TESTS, load
-from tests.optim.muon_cases import CASES, SHAPES
 from tests._tiers import each_with_one
+from tests.optim.muon_cases import CASES, SHAPES
 
 TOL = {"float64": 1e-10, "float32": 1e-5}
 #: fnlearn's default runs the Newton-Schulz iteration in bfloat16 like torch's; the two agree
