@@ -515,7 +515,8 @@ def test_optional_dependencies_name_the_train_extra(monkeypatch, tmp_path):
 # -- L-BFGS: its closure re-evaluated inside the step ------------------------------------------
 
 
-@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+@pytest.mark.parametrize("line_search_fn", [pytest.param(None, marks=pytest.mark.exhaustive),
+                                            "strong_wolfe"])
 def test_lbfgs_accumulation_is_a_closure_over_the_micro_batches(line_search_fn):
     """With accumulate_steps=K every evaluation L-BFGS makes is the mean loss over the K
     micro-batches and its gradient: the host-driven step whose closure is that mean (f64,
@@ -550,9 +551,15 @@ def _log_barrier(p, batch):
     return jnp.sum((p["x"] - batch[0]) ** 2) + jnp.log(batch[1] - p["x"][0])
 
 
-@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
-@pytest.mark.parametrize("bad", [(jnp.nan, 2.0), (3.0, 2.0)],
-                         ids=["nan-first-evaluation", "nan-within-the-iterations"])
+# the default run: a non-finite first evaluation without the line search, one within the
+# iterations with it
+@pytest.mark.parametrize(("bad", "line_search_fn"), [
+    pytest.param(bad, ls, id=f"{name}-{ls}",
+                 marks=() if (name == "nan-first-evaluation") == (ls is None)
+                 else pytest.mark.exhaustive)
+    for name, bad in (("nan-first-evaluation", (jnp.nan, 2.0)),
+                      ("nan-within-the-iterations", (3.0, 2.0)))
+    for ls in (None, "strong_wolfe")])
 def test_lbfgs_nonfinite_step_is_skipped_bit_identically(line_search_fn, bad):
     """skip_nonfinite with L-BFGS skips a step when the loss or gradient is non-finite at the
     params passed in or at any point its iterations step to: params and the L-BFGS
