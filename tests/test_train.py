@@ -510,3 +510,73 @@ def test_optional_dependencies_name_the_train_extra(monkeypatch, tmp_path):
         train.History(loss=[1.0]).plot(tmp_path / "x.png")
     with pytest.raises(ImportError, match=rf"fnlearn.checkpoint needs orbax.*{extra}"):
         checkpoint.save(tmp_path / "run", {"w": jnp.ones(2)}, key=None, epoch=1)
+
+
+# -- L-BFGS: its closure re-evaluated inside the step ------------------------------------------
+
+
+@pytest.mark.parametrize("line_search_fn", [pytest.param(None, marks=pytest.mark.exhaustive),
+                                            "strong_wolfe"])
+def test_lbfgs_accumulation_is_a_closure_over_the_micro_batches(line_search_fn):
+    """With accumulate_steps=K every evaluation L-BFGS makes is the mean loss over the K
+    micro-batches and its gradient: the host-driven step whose closure is that mean (f64,
+    1e-10; the same counters)."""
+    rng = np.random.default_rng(4)
+    a, b = jnp.asarray(rng.normal(size=(8, 5))), jnp.asarray(rng.normal(size=8))
+
+    def loss_fn(p, batch):
+        x, y = batch
+        return jnp.mean((x @ p["w"] + p["b"] - y) ** 2) + 0.1 * jnp.sum(p["w"] ** 4)
+
+    def closure(p):  # torch: for each micro-batch, (loss / K).backward()
+        return sum(loss_fn(p, (a[2 * k:2 * k + 2], b[2 * k:2 * k + 2])) for k in range(4)) / 4
+
+    opt = fl.optim.lbfgs(max_iter=5, history_size=3, line_search_fn=line_search_fn)
+    params = {"b": jnp.zeros(()), "w": jnp.full(5, 0.1)}
+    step = make_train_step(loss_fn, opt, accumulate_steps=4)
+    state, host_params, host = TrainState.create(params, opt), params, opt.init(params)
+    for _ in range(3):
+        host_loss, host_params, host = opt.step(closure, host_params, host)
+        state, metrics = step(state, (a, b))
+        assert float(metrics["loss"]) == pytest.approx(float(host_loss), rel=1e-12)
+        for name in params:
+            np.testing.assert_allclose(state.params[name], host_params[name], rtol=1e-10,
+                                       atol=1e-12)
+        assert (int(state.opt_state.func_evals), int(state.opt_state.n_iter)) \
+            == (host.func_evals, host.n_iter)
+
+
+def _log_barrier(p, batch):
+    """Finite for x[0] < batch[1] only: L-BFGS's iterations can step into its NaN region."""
+    return jnp.sum((p["x"] - batch[0]) ** 2) + jnp.log(batch[1] - p["x"][0])
+
+
+# the default run: a non-finite first evaluation without the line search, one within the
+# iterations with it
+@pytest.mark.parametrize(("bad", "line_search_fn"), [
+    pytest.param(bad, ls, id=f"{name}-{ls}",
+                 marks=() if (name == "nan-first-evaluation") == (ls is None)
+                 else pytest.mark.exhaustive)
+    for name, bad in (("nan-first-evaluation", (jnp.nan, 2.0)),
+                      ("nan-within-the-iterations", (3.0, 2.0)))
+    for ls in (None, "strong_wolfe")])
+def test_lbfgs_nonfinite_step_is_skipped_bit_identically(line_search_fn, bad):
+    """skip_nonfinite with L-BFGS skips a step when the loss or gradient is non-finite at the
+    params passed in or at any point its iterations step to: params and the L-BFGS
+    state stay bit-identical, and the next finite step is the host-driven step from them."""
+    opt = fl.optim.lbfgs(max_iter=5, line_search_fn=line_search_fn)
+    step = make_train_step(_log_barrier, opt, skip_nonfinite=True, donate=False)
+    good = jnp.asarray([0.5, 2.0])
+    state, metrics = step(TrainState.create({"x": jnp.zeros(2)}, opt), good)
+    assert not bool(metrics["skipped"])
+    before = _bits((state.params, state.opt_state))
+    skipped, metrics = step(state, jnp.asarray(bad))
+    assert bool(metrics["skipped"]) and int(skipped.skipped) == 1
+    assert np.isfinite(float(metrics["loss"])) == (bad[0] == 3.0)  # the first: finite there
+    assert _bits((skipped.params, skipped.opt_state)) == before
+    after, metrics = step(skipped, good)
+    host_loss, host_params, host = opt.step(lambda p: _log_barrier(p, good), state.params,
+                                            state.opt_state)
+    assert not bool(metrics["skipped"]) and int(after.skipped) == 1
+    np.testing.assert_allclose(after.params["x"], host_params["x"], rtol=1e-10)
+    assert int(after.opt_state.func_evals) == host.func_evals

@@ -21,7 +21,8 @@ Rprop           rprop              *step*, prev, step_size
 Adafactor       adafactor          *step*, row_var, col_var (matrices), variance
 Muon            muon               momentum_buffer
 LBFGS           lbfgs              func_evals, n_iter, d, t, old_dirs, old_stps, ro,
-                                   H_diag, prev_flat_grad, prev_loss (held by param 0)
+                                   H_diag, prev_flat_grad, prev_loss (held by param 0;
+                                   a compiled step's LBFGSArrays export their live pairs)
 ==============  =================  ==================================================
 
 Hyperparameters keep torch's names (``param_groups[i]``); torch's execution options
@@ -46,6 +47,7 @@ import optax
 from .. import optim
 from .._typing import Params
 from ..flat import trees
+from ..optim import _lbfgs
 from ._params import (
     TorchWeights,
     dotted,
@@ -501,7 +503,8 @@ def optimizer_to_torch(optimizer: Any, opt_state: Any, params: Params, *,
             :meth:`OptimizerSpec.build`, or the :class:`OptimizerSpec` itself (an fnlearn
             optimizer does not record its hyperparameters, so a hand-built ``adam(...)`` needs
             the spec that says what it is).
-        opt_state: its state.
+        opt_state: its state (for LBFGS also the :class:`~fnlearn.optim.LBFGSArrays` that
+            :func:`fnlearn.train.make_train_step` returns).
         params: its parameters (torch's order: the dicts' order).
         numpy: NumPy arrays instead of tensors and no torch defaults added (runs without
             torch; for checks and for writing the state elsewhere).
@@ -632,6 +635,7 @@ def _lbfgs_from_torch(sd: Mapping[str, Any], tx: Any, params: Params,
 
 def _lbfgs_to_torch(spec: OptimizerSpec, defaults: dict, state: Any,
                     group_names: tuple[tuple[str, ...], ...], numpy: bool) -> dict[str, Any]:
+    state = _lbfgs.as_state(state)  # a compiled step's fixed-shape arrays: the live history
     group = {**defaults, **spec.groups[0], "params": list(range(len(group_names[0])))}
     if state.n_iter == 0:
         return {"state": {}, "param_groups": [group]}

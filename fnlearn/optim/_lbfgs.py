@@ -17,7 +17,9 @@ Like torch's, ``step`` is driven from the host: its stopping rules read the loss
 gradient after every evaluation, and every evaluation of the loss and its gradient is one
 jitted call. :func:`fnlearn.train.make_train_step` runs the same iterations compiled
 (:func:`train_update`): a ``lax.while_loop`` over the evaluations, the history kept in
-fixed-shape arrays (:class:`LBFGSArrays`), so the step also runs on a device mesh.
+fixed-shape arrays (:class:`LBFGSArrays`), so the step also runs on a device mesh;
+:func:`as_state` turns those back into the host-driven state (``step`` and torch's
+``state_dict`` continue from it).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class LBFGSState(NamedTuple):
 
 class LBFGSArrays(NamedTuple):
     """:class:`LBFGSState` in fixed shapes, as the compiled step of
-    :func:`fnlearn.train.make_train_step` carries it (:func:`as_arrays` converts).
+    :func:`fnlearn.train.make_train_step` carries it (:func:`as_arrays` converts,
+    :func:`as_state` converts back).
 
     ``old_dirs`` / ``old_stps`` are ``(history_size, n)`` and ``ro`` ``(history_size,)``:
     their first ``count`` rows hold the pairs, oldest first. Before the first step ``d`` and
@@ -119,7 +122,9 @@ def lbfgs(
     ``jax.value_and_grad``): it returns the loss at the ``params`` passed in (torch returns
     the closure's first value), the new params and the new state. Its jitted value-and-grad is
     cached per ``loss_fn`` object: pass the same function every step (a new ``lambda`` each
-    step compiles again).
+    step compiles again). ``state`` may also be the :class:`LBFGSArrays` a compiled step
+    (:func:`fnlearn.train.make_train_step`) returned: ``step`` continues from it and returns
+    an :class:`LBFGSState`.
 
     Args:
         lr: :math:`\gamma`, the step length (with a line search: its first trial).
@@ -176,6 +181,7 @@ def lbfgs(
 
     def step(loss_fn: Callable[[Params], Array], params: Params, state: LBFGSState
              ) -> tuple[Array, Params, LBFGSState]:
+        state = as_state(state)  # a compiled step's LBFGSArrays continue here too
         x, unravel = ravel_pytree(params)
         value_and_grad = evaluator(loss_fn, unravel)
 
@@ -296,13 +302,33 @@ def as_arrays(opts: _Options, state: LBFGSState | LBFGSArrays, flat: Array) -> L
         vector(state.prev_flat_grad), scalar(state.prev_loss, 0.0))
 
 
+def as_state(state: LBFGSState | LBFGSArrays) -> LBFGSState:
+    """``state`` as the host-driven :class:`LBFGSState` (unchanged if it already is one): the
+    ``count`` live pairs, oldest first (torch's list order), and ``None`` for the buffers
+    before the first iteration, so ``step`` and :func:`fnlearn.interop.torch.optimizer_to_torch`
+    continue from where the compiled step left off."""
+    if not isinstance(state, LBFGSArrays):
+        return state
+    n_iter, count = int(state.n_iter), int(state.count)
+    ro = np.asarray(state.ro)
+    scalar = lambda v: np.asarray(v)[()]  # noqa: E731 (the host loop's NumPy scalars)
+    if n_iter == 0:
+        return LBFGSState(int(state.func_evals), 0, None, None, (), (), (), None, None, None)
+    return LBFGSState(
+        int(state.func_evals), n_iter, state.d, scalar(state.t),
+        tuple(state.old_dirs[i] for i in range(count)),
+        tuple(state.old_stps[i] for i in range(count)), tuple(ro[i] for i in range(count)),
+        scalar(state.H_diag), state.prev_flat_grad, float(state.prev_loss))
+
+
 def train_update(opts: _Options, value_and_grad: Callable[[Array], tuple[Array, Array]],
                  x: Array, state: LBFGSArrays, loss: Array, g: Array
-                 ) -> tuple[Array, LBFGSArrays]:
+                 ) -> tuple[Array, LBFGSArrays, Array]:
     """One ``step`` compiled, from the loss and flat gradient ``g`` at ``x`` (the closure's
     first evaluation): ``value_and_grad(x) -> (loss, flat gradient)`` evaluated in a
     ``lax.while_loop`` with the host loop's iterations and stopping rules. Returns the new
-    ``x`` and state (with ``"strong_wolfe"``, the line search compiled too)."""
+    ``x`` and state (with ``"strong_wolfe"``, the line search compiled too), and whether every
+    loss and gradient the iterations took (the first one and each step's) was finite."""
     dt = x.dtype
     m = opts.history_size
     tol_grad, tol_change = opts.tolerance_grad, opts.tolerance_change
@@ -373,7 +399,7 @@ def train_update(opts: _Options, value_and_grad: Callable[[Array], tuple[Array, 
         c.update(x=x, loss=loss_new, g=g_new, d=d, t=t, dirs=dirs, stps=stps, ro=ro,
                  count=count, H=H, prev_g=prev_g, prev_loss=prev_loss, n_iter=n_iter,
                  n_total=n_total, current=current, func_evals=c["func_evals"] + evals,
-                 done=done)
+                 done=done, finite=c["finite"] & _finite(loss_new, g_new))
         return c
 
     start = {"x": x, "loss": loss, "g": g, "d": state.d, "t": state.t, "dirs": state.old_dirs,
@@ -381,11 +407,15 @@ def train_update(opts: _Options, value_and_grad: Callable[[Array], tuple[Array, 
              "prev_g": state.prev_flat_grad, "prev_loss": state.prev_loss,
              "n_iter": jnp.zeros((), jnp.int32), "n_total": state.n_iter,
              "current": jnp.ones((), jnp.int32), "func_evals": state.func_evals + 1,
-             "done": jnp.max(jnp.abs(g)) <= tol_grad}
+             "done": jnp.max(jnp.abs(g)) <= tol_grad, "finite": _finite(loss, g)}
     c = jax.lax.while_loop(lambda c: jnp.logical_not(c["done"]), body, start)
     new = LBFGSArrays(c["func_evals"], c["n_total"], c["d"], c["t"], c["dirs"], c["stps"],
                       c["ro"], c["count"], c["H"], c["prev_g"], c["prev_loss"])
-    return c["x"], new
+    return c["x"], new, c["finite"]
+
+
+def _finite(loss: Array, g: Array) -> Array:
+    return jnp.isfinite(loss) & jnp.all(jnp.isfinite(g))
 
 
 def _cubic_compiled(x1, f1, g1, x2, f2, g2, bounds=None):

@@ -65,6 +65,10 @@ def make_train_step(
 
     For a ``'mean'``-reduced loss this is the gradient of the whole batch (the mean of equal
     micro-batch means is the batch mean), at the memory of one micro-batch's activations.
+    With :func:`fnlearn.optim.lbfgs` every evaluation of its closure (each iteration's, each
+    line-search trial's) is this: the mean loss over the ``K`` micro-batches and its
+    gradient, as torch's closure that loops over the micro-batches calling
+    ``(loss / K).backward()`` returns; each evaluation runs the ``K`` micro-batches again.
 
     Complex parameters train as in torch: ``jax.grad`` of a real loss returns the conjugate
     of torch's ``.grad`` (``dL/dx - i dL/dy`` for ``z = x + iy``), so the step conjugates
@@ -76,7 +80,11 @@ def make_train_step(
     With ``skip_nonfinite`` the update is skipped when the loss or any gradient element is
     NaN or Inf: ``params`` and ``opt_state`` come back bit-identical, ``state.skipped`` grows
     by one, ``state.step`` still counts the call (as ``torch.amp.GradScaler`` skips
-    ``optimizer.step()``; ``optax.apply_if_finite`` is the optax equivalent).
+    ``optimizer.step()``; ``optax.apply_if_finite`` is the optax equivalent). With
+    :func:`fnlearn.optim.lbfgs`, which evaluates the loss again inside the step, the step is
+    also skipped when the loss or gradient at any point its iterations step to is
+    non-finite, so neither params nor the quasi-Newton history take a non-finite value
+    (torch's ``LBFGS`` has no such check, and ``GradScaler.step`` refuses closures).
 
     Args:
       loss_fn: ``loss_fn(params, batch)`` returning a scalar loss, or ``(loss, aux)`` with
@@ -87,7 +95,8 @@ def make_train_step(
         chosen) runs compiled in ``lax.while_loop``s, with the host-driven step's numbers;
         the state may come from ``TrainState.create`` or from host-driven steps
         (:class:`~fnlearn.optim.LBFGSState`, converted to the fixed-shape
-        :class:`~fnlearn.optim.LBFGSArrays` the step returns).
+        :class:`~fnlearn.optim.LBFGSArrays` the step returns; the host-driven ``step`` and
+        :func:`fnlearn.interop.torch.optimizer_to_torch` take those arrays back).
       has_aux: ``loss_fn`` returns ``(loss, aux)``; ``aux`` (any pytree of arrays) is returned
         in the metrics, averaged over micro-batches when ``accumulate_steps > 1``.
       donate: donate the input state's buffers (``jax.jit(donate_argnums=0)``), so params and
@@ -155,7 +164,8 @@ def make_train_step(
         loss, aux, grads = loss_and_grads(state.params, batch)
         params = state.params
         if lbfgs is not None:  # the whole closure-driven step, compiled
-            params, opt_state = _lbfgs_step(lbfgs, loss_and_grads, state, batch, loss, grads)
+            params, opt_state, finite = _lbfgs_step(lbfgs, loss_and_grads, state, batch, loss,
+                                                    grads)
         else:
             if sharding is not None:  # the optimizer reads gradients and params in its slices
                 grads, params = _constrain_to_update(sharding, grads, params)
@@ -163,7 +173,8 @@ def make_train_step(
         metrics = {"loss": loss, "aux": aux} if has_aux else {"loss": loss}
         skipped = state.skipped
         if skip_nonfinite:
-            finite = _all_finite((loss, grads))
+            if lbfgs is None:
+                finite = _all_finite((loss, grads))
             params = jax.tree.map(functools.partial(jnp.where, finite), params, state.params)
             opt_state = jax.tree.map(
                 functools.partial(jnp.where, finite), opt_state, state.opt_state
@@ -191,18 +202,19 @@ def make_train_step(
 
 
 def _lbfgs_step(opts: Any, loss_and_grads: Callable, state: TrainState, batch: Any,
-                loss: Array, grads: Params) -> tuple[Params, Any]:
+                loss: Array, grads: Params) -> tuple[Params, Any, Array]:
     """L-BFGS's ``step(closure)`` inside the compiled step: the closure is the loss and
-    gradient of the (flattened) params on this batch."""
+    gradient of the (flattened) params on this batch (with accumulation, their means over
+    the micro-batches). Also returns whether every loss and gradient it took was finite."""
     x, unravel = ravel_pytree(state.params)
 
     def value_and_grad(flat: Array) -> tuple[Array, Array]:
         value, _, g = loss_and_grads(unravel(flat), batch)
         return value, ravel_pytree(g)[0]
 
-    x, opt_state = _lbfgs.train_update(opts, value_and_grad, x, state.opt_state, loss,
-                                       ravel_pytree(grads)[0])
-    return unravel(x), opt_state
+    x, opt_state, finite = _lbfgs.train_update(opts, value_and_grad, x, state.opt_state, loss,
+                                               ravel_pytree(grads)[0])
+    return unravel(x), opt_state, finite
 
 
 def _with_lbfgs_arrays(step: TrainStep, opts: Any) -> TrainStep:

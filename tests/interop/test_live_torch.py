@@ -33,6 +33,9 @@ from tests.interop._handover import (
     torch_run,
 )
 from tests.optim.cases import schedule
+from tests.optim.lbfgs_cases import CONFIGS as LBFGS_CONFIGS
+from tests.optim.lbfgs_cases import PROBLEMS as LBFGS_PROBLEMS
+from tests.optim.lbfgs_cases import loss as lbfgs_loss
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
@@ -498,3 +501,66 @@ def test_converted_directory_rebuilds_schedules(tmp_path, which):
     want, _ = direct.optimizer.update(grads, direct.state.opt_state, direct.state.params)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("config", [
+    pytest.param(c, marks=() if c in ("default", "wolfe-history-max_iter")
+                 else pytest.mark.exhaustive) for c in LBFGS_CONFIGS])
+def test_lbfgs_handover_through_compiled_steps(config):
+    """torch's LBFGS for K steps -> optimizer_from_torch -> make_train_step for N (the state
+    left as LBFGSArrays) -> optimizer_to_torch -> a fresh torch LBFGS for M: torch's own
+    K + N + M run (params, counters and the history, f64 1e-10)."""
+    from fnlearn.train import TrainState, make_train_step
+
+    problem, k, n, m = "least-squares", 2, 2, 3
+    kw = LBFGS_CONFIGS[config]
+
+    def torch_lbfgs(values):
+        ps = {name: torch.tensor(np.asarray(v), dtype=torch.float64, requires_grad=True)
+              for name, v in values.items()}
+        opt = torch.optim.LBFGS([ps[name] for name in sorted(ps)], **kw)
+
+        def closure():
+            opt.zero_grad()
+            value = lbfgs_loss(problem, ps, torch)
+            value.backward()
+            return value
+
+        return ps, opt, closure
+
+    ps, opt, closure = torch_lbfgs(LBFGS_PROBLEMS[problem])
+    for _ in range(k):
+        opt.step(closure)
+    params = {name: jnp.asarray(p.detach().numpy()) for name, p in ps.items()}
+    tx, state = it.optimizer_from_torch(opt.state_dict(), params, "LBFGS")
+    step = make_train_step(lambda p, batch: lbfgs_loss(problem, p, jnp), tx)
+    train_state = TrainState.create(params, tx)._replace(opt_state=state)
+    for _ in range(n):
+        train_state, _ = step(train_state, jnp.zeros(1))
+        opt.step(closure)
+    ps2, opt2, closure2 = torch_lbfgs(train_state.params)
+    opt2.load_state_dict(it.optimizer_to_torch(tx, train_state.opt_state, train_state.params))
+    for _ in range(m):
+        opt.step(closure)
+        opt2.step(closure2)
+    for name in ps:
+        np.testing.assert_allclose(ps2[name].detach().numpy(), ps[name].detach().numpy(),
+                                   rtol=1e-10, atol=1e-12, err_msg=name)
+    ours, theirs = opt2.state[ps2["b"]], opt.state[ps["b"]]
+    for key in ("func_evals", "n_iter"):
+        assert ours[key] == theirs[key], key
+    # y and s are differences of nearby gradients and iterates (near the optimum, of 1e-4 of
+    # the gradient's first size): each within 1e-10 of the problem's scale, the gradient's at
+    # the start for y; ro = 1/(y.s) by its relative error
+    start = {name: jnp.asarray(v) for name, v in LBFGS_PROBLEMS[problem].items()}
+    grad_scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(
+        jax.grad(lambda p: lbfgs_loss(problem, p, jnp))(start)))
+    x_scale = max(np.max(np.abs(p.detach().numpy())) for p in ps.values())
+    for key, scale in (("old_dirs", grad_scale), ("old_stps", x_scale), ("ro", None)):
+        assert len(ours[key]) == len(theirs[key]), key
+        a = np.stack([np.asarray(x) for x in ours[key]])
+        b = np.stack([np.asarray(x) for x in theirs[key]])
+        if scale is None:
+            np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=key)
+        else:
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * scale, err_msg=key)

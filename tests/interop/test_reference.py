@@ -33,6 +33,9 @@ from tests.interop._handover import (
     untext,
 )
 from tests.optim.cases import SHAPES, schedule, unpack
+from tests.optim.lbfgs_cases import CONFIGS as LBFGS_CONFIGS
+from tests.optim.lbfgs_cases import PROBLEMS as LBFGS_PROBLEMS
+from tests.optim.lbfgs_cases import loss as lbfgs_loss
 
 REF = Path(__file__).parent / "reference"
 HANDOVER = load(REF / "handover.npz")
@@ -183,3 +186,54 @@ def test_digits_second_epoch_equals_torch():
     # the first 5 batches (one batch shape, one compilation); test_live_torch runs the epoch
     _, losses = _digits.fnlearn_epoch(ckpt, layout, epoch=1, steps=5)
     np.testing.assert_allclose(losses, ref["losses-epoch2"][:5], rtol=1e-10)
+
+
+#: L-BFGS hand-overs, against torch's own LBFGS runs (tests/optim/reference/lbfgs.npz):
+#: without and with the line search (history_size 3 and 2, so the history overflows)
+LBFGS_REFERENCE = load(Path(__file__).parents[1] / "optim" / "reference" / "lbfgs.npz")
+LBFGS_DEFAULT = {("rosenbrock", "lr-history-max_iter"),
+                 ("least-squares", "wolfe-history-max_iter")}
+
+
+@pytest.mark.parametrize("problem, config", [
+    pytest.param(p, c, id=f"{p}-{c}", marks=() if (p, c) in LBFGS_DEFAULT
+                 else pytest.mark.exhaustive) for p in LBFGS_PROBLEMS for c in LBFGS_CONFIGS])
+def test_lbfgs_compiled_steps_hand_over_through_torch_layout(problem, config):
+    """fnlearn's host-driven LBFGS for 2 steps, make_train_step for 2 (its state left as
+    LBFGSArrays), optimizer_to_torch -> optimizer_from_torch, 2 host-driven steps more: torch's
+    own 6-step run, every step (f64, 1e-10), and the same func_evals / n_iter."""
+    from fnlearn.optim import LBFGSArrays
+    from fnlearn.train import TrainState, make_train_step
+
+    tx = it.OptimizerSpec("LBFGS", (LBFGS_CONFIGS[config],)).build()
+    params = {k: jnp.asarray(v, "float64") for k, v in LBFGS_PROBLEMS[problem].items()}
+    closure = lambda p: lbfgs_loss(problem, p, jnp)  # noqa: E731
+    step = make_train_step(lambda p, batch: closure(p), tx)
+    state = tx.init(params)
+    prefix = f"{problem}|{config}|float64|"
+
+    def check(k: int, params, state) -> None:
+        for name, value in params.items():
+            ref = LBFGS_REFERENCE[prefix + name][k]
+            np.testing.assert_allclose(value, ref, rtol=1e-10, atol=1e-10 * np.max(np.abs(ref)),
+                                       err_msg=f"{name} after step {k + 1}")
+        for key in ("func_evals", "n_iter"):
+            assert int(getattr(state, key)) == LBFGS_REFERENCE[prefix + key][k], (key, k)
+
+    for k in range(2):
+        _, params, state = tx.step(closure, params, state)
+        check(k, params, state)
+    train_state = TrainState.create(params, tx)._replace(opt_state=state)
+    for k in range(2, 4):
+        train_state, _ = step(train_state, jnp.zeros(1))
+        check(k, train_state.params, train_state.opt_state)
+    assert isinstance(train_state.opt_state, LBFGSArrays)
+    sd = it.optimizer_to_torch(tx, train_state.opt_state, train_state.params, numpy=True)
+    s = sd["state"][0]
+    assert len(s["old_dirs"]) == len(s["old_stps"]) == len(s["ro"]) \
+        == int(train_state.opt_state.count)
+    tx, state = it.optimizer_from_torch(sd, train_state.params, "LBFGS")
+    params = train_state.params
+    for k in range(4, 6):
+        _, params, state = tx.step(closure, params, state)
+        check(k, params, state)

@@ -131,3 +131,43 @@ def test_compiled_train_step_equals_host_driven_step(problem, config, host_steps
     1e-10; measured at most 5e-12, on Rosenbrock with history_size=2), also continuing a
     host-driven run's state."""
     _train_step_run(problem, config, host_steps)
+
+
+@pytest.mark.parametrize("problem, config", [
+    pytest.param(p, c, id=f"{p}-{c}", marks=() if (p, c) == ("rosenbrock", "wolfe-history-max_iter")
+                 else pytest.mark.exhaustive) for p in PROBLEMS for c in CONFIGS])
+def test_host_step_continues_from_the_compiled_steps_state(problem, config):
+    """A compiled step's LBFGSArrays: as_state keeps the live pairs, oldest first (as_arrays
+    of it gives the arrays back bit for bit), and host-driven steps continuing from it equal
+    the compiled steps continuing (f64, 1e-10; the same counters)."""
+    from fnlearn import train
+    from fnlearn.optim import LBFGSArrays, LBFGSState, _lbfgs
+
+    opt = optim.lbfgs(**CONFIGS[config])
+    params = {k: jnp.asarray(v, "float64") for k, v in PROBLEMS[problem].items()}
+    closure = lambda p: loss(problem, p, jnp)  # noqa: E731
+    step = train.make_train_step(lambda p, batch: closure(p), opt, donate=False)
+    state = train.TrainState.create(params, opt)
+    for _ in range(3):
+        state, _ = step(state, jnp.zeros(1))
+    arrays = state.opt_state
+    host = _lbfgs.as_state(arrays)
+    assert isinstance(arrays, LBFGSArrays) and isinstance(host, LBFGSState)
+    assert len(host.old_dirs) == len(host.old_stps) == len(host.ro) == int(arrays.count)
+    again = _lbfgs.as_arrays(_lbfgs.options(opt), host, arrays.d)
+    for a, b in zip(again, arrays, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    host_params = state.params
+    for _ in range(3):
+        _, host_params, host = opt.step(closure, host_params, host)
+        state, _ = step(state, jnp.zeros(1))
+        for name in params:
+            np.testing.assert_allclose(host_params[name], state.params[name], rtol=1e-10,
+                                       atol=1e-10 * float(np.max(np.abs(host_params[name]))))
+        assert (host.func_evals, host.n_iter) == (int(state.opt_state.func_evals),
+                                                  int(state.opt_state.n_iter))
+    # and straight from the arrays, without as_state: the same first step
+    _, direct, _ = opt.step(closure, state.params, state.opt_state)
+    _, via, _ = opt.step(closure, state.params, _lbfgs.as_state(state.opt_state))
+    for name in params:
+        np.testing.assert_array_equal(direct[name], via[name])
