@@ -10,15 +10,13 @@ import jax.numpy as jnp
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
-    check_adam_family,
-    hyperparameters,
+    adam_hyperparameters,
     is_zero,
     optimizer_factory,
-    pair,
     require_params,
     scalar_dtype,
 )
-from ._fused import Flag, Kernel, RadamScalars
+from ._fused import Flag, Kernel, RadamScalars, weight_decay_flags
 from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
@@ -122,10 +120,7 @@ def radam(
         Liu et al., `On the Variance of the Adaptive Learning Rate and Beyond
         <https://arxiv.org/abs/1908.03265>`_.
     """
-    lr, eps, weight_decay = hyperparameters(
-        "radam", lr=lr, eps=eps, weight_decay=weight_decay)
-    betas = pair(betas, "betas", "radam", "(0.9, 0.999)")
-    check_adam_family(lr, eps, betas, weight_decay)
+    lr, betas, eps, weight_decay = adam_hyperparameters("radam", lr, betas, eps, weight_decay)
     decay = not is_zero(weight_decay)
 
     def init(params: Params) -> RAdamState:
@@ -182,6 +177,5 @@ def radam(
         return Prepared(params, leaf, scalars, (state.exp_avg, state.exp_avg_sq),
                         lambda m, v: RAdamState(state.step + 1, m, v))
 
-    flags = (Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (decay and not decoupled_weight_decay)
-             | Flag.DECOUPLED * (decay and decoupled_weight_decay))
+    flags = Flag.MAXIMIZE * maximize | weight_decay_flags(decay, decoupled_weight_decay)
     return elementwise("radam", Kernel.RADAM, flags, fused, init, prepare)
