@@ -19,7 +19,7 @@ from ._base import (
 )
 from ._fused import Flag, Kernel, NadamScalars, weight_decay_flags
 from ._lift import Prepared, elementwise
-from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
+from ._schedule import resolve, resolve_betas, resolve_one_minus_pow
 
 
 class NAdamState(NamedTuple):
@@ -149,10 +149,7 @@ def nadam(
         count = state.step
         t = (count + 1).astype(dtype)
         gamma = resolve(lr, count, dtype)
-        b1 = resolve(betas[0], count, dtype)
-        one_minus_b1 = resolve_one_minus(betas[0], count, dtype)
-        b2 = resolve(betas[1], count, dtype)
-        one_minus_b2 = resolve_one_minus(betas[1], count, dtype)
+        b1, one_minus_b1, b2, one_minus_b2 = resolve_betas(betas, count, dtype)
         epsilon = resolve(eps, count, dtype)
         lam = resolve(weight_decay, count, dtype)
         psi = resolve(momentum_decay, count, dtype)

@@ -18,7 +18,7 @@ from ._base import (
 )
 from ._fused import Flag, Kernel, RadamScalars, weight_decay_flags
 from ._lift import Prepared, elementwise
-from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
+from ._schedule import resolve, resolve_betas, resolve_one_minus_pow
 
 
 class RAdamState(NamedTuple):
@@ -136,10 +136,7 @@ def radam(
         count = state.step
         t = (count + 1).astype(dtype)
         gamma = resolve(lr, count, dtype)
-        b1 = resolve(betas[0], count, dtype)
-        one_minus_b1 = resolve_one_minus(betas[0], count, dtype)
-        b2 = resolve(betas[1], count, dtype)
-        one_minus_b2 = resolve_one_minus(betas[1], count, dtype)
+        b1, one_minus_b1, b2, one_minus_b2 = resolve_betas(betas, count, dtype)
         epsilon = resolve(eps, count, dtype)
         lam = resolve(weight_decay, count, dtype)
         bias_correction1 = resolve_one_minus_pow(betas[0], t, count, dtype)
