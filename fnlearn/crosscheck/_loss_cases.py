@@ -1,7 +1,6 @@
 """The catalogue's loss rows: every loss configuration with an optax counterpart or a torch one,
 grouped by loss family."""
 
-
 from __future__ import annotations
 
 from collections.abc import Callable

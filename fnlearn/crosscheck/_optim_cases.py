@@ -3,7 +3,6 @@ references it is compared against (:func:`to_optax`'s transform, a few optax-def
 and torch.optim), run through SGD for schedules and clipping so that every row is a parameter
 trajectory."""
 
-
 from __future__ import annotations
 
 from collections.abc import Callable
