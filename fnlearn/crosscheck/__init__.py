@@ -9,7 +9,8 @@
   against optax, and against torch when it is installed; see ``docs/guides/optax_and_torch.md``.
 """
 
-from ._compare import LossReport, Report, compare, compare_losses, make_grads
+from ._compare import Report, compare, make_grads
+from ._compare_losses import LossReport, compare_losses
 from ._optax_map import OptaxEquivalent, to_optax
 from ._torch import TorchFunction, TorchOptimizer
 

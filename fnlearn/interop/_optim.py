@@ -47,7 +47,7 @@ import optax
 from .. import optim
 from .._typing import Params
 from ..flat import trees
-from ..optim import _lbfgs
+from ._lbfgs_state import lbfgs_from_torch, lbfgs_to_torch
 from ._params import (
     TorchWeights,
     dotted,
@@ -301,7 +301,7 @@ def optimizer_from_torch(
                             steps_per_epoch=steps_per_epoch, extra=extra)
     tx = spec.build()
     if name == "LBFGS":
-        return tx, _lbfgs_from_torch(state_dict, tx, params, indices)
+        return tx, lbfgs_from_torch(state_dict, tx, params, indices)
     state = tx.init(params)
     filled = []
     for gi, ((group_state, _), idx) in enumerate(zip(_group_states(state, n), indices,
@@ -527,7 +527,7 @@ def optimizer_to_torch(optimizer: Any, opt_state: Any, params: Params, *,
     opt_state, params = trees((opt_state, params))  # a Flat: per parameter, as torch keeps it
     group_names = spec.names or (tuple(x for x, _ in named_leaves(params)),)
     if spec.name == "LBFGS":
-        return _lbfgs_to_torch(spec, defaults, opt_state, group_names, numpy)
+        return lbfgs_to_torch(spec, defaults, opt_state, group_names, numpy)
     states = _group_states(opt_state, len(spec.groups))
     out_state: dict[int, dict[str, Any]] = {}
     out_groups = []
@@ -596,61 +596,3 @@ def _torch_param_state(cls: str, algo: _Algo, state: Any, params: Params, name: 
             if not _is_slot(leaf):
                 out[field] = to_torch_tensor(leaf, numpy)
     return out
-
-
-# --- LBFGS: one state for the whole parameter vector, held by torch under param 0 -----------
-
-_LBFGS_LISTS = ("old_dirs", "old_stps", "ro")
-
-
-def _lbfgs_from_torch(sd: Mapping[str, Any], tx: Any, params: Params,
-                      indices: list[list[int]]) -> Any:
-    state = tx.init(params)
-    if len(indices) != 1:
-        raise ValueError("LBFGS: torch's LBFGS has exactly one param group")
-    s = sd["state"].get(indices[0][0], {}) if indices[0] else {}
-    if not s:
-        return state
-    dtype = jnp.result_type(*jax.tree.leaves(params))
-
-    def arr(t: Any) -> Any:
-        return None if t is None else to_jax(t, "LBFGS state")
-
-    def num(v: Any) -> Any:
-        if v is None:
-            return None
-        if is_tensor(v) or isinstance(v, np.ndarray):
-            return np.asarray(to_numpy(v)).astype(dtype)[()]
-        return v
-
-    unknown = set(s) - set(state._fields) - {"al"}
-    if unknown:
-        raise ValueError(f"LBFGS: torch state has keys {sorted(unknown)} unknown to LBFGSState")
-    return state._replace(
-        func_evals=int(s["func_evals"]), n_iter=int(s["n_iter"]), d=arr(s.get("d")),
-        t=num(s.get("t")), H_diag=num(s.get("H_diag")),
-        prev_flat_grad=arr(s.get("prev_flat_grad")), prev_loss=num(s.get("prev_loss")),
-        **{k: tuple(arr(x) for x in s.get(k, [])) for k in _LBFGS_LISTS})
-
-
-def _lbfgs_to_torch(spec: OptimizerSpec, defaults: dict, state: Any,
-                    group_names: tuple[tuple[str, ...], ...], numpy: bool) -> dict[str, Any]:
-    state = _lbfgs.as_state(state)  # a compiled step's fixed-shape arrays: the live history
-    group = {**defaults, **spec.groups[0], "params": list(range(len(group_names[0])))}
-    if state.n_iter == 0:
-        return {"state": {}, "param_groups": [group]}
-
-    def tensor(x: Any) -> Any:
-        return None if x is None else to_torch_tensor(x, numpy)
-
-    def num(x: Any) -> Any:  # torch's 0-d tensors (NumPy scalars here) and Python numbers
-        if x is None or isinstance(x, (int, float)):
-            return x
-        return to_torch_tensor(np.asarray(x), numpy)
-
-    s = {"func_evals": state.func_evals, "n_iter": state.n_iter, "d": tensor(state.d),
-         "t": num(state.t), "H_diag": num(state.H_diag),
-         "prev_flat_grad": tensor(state.prev_flat_grad), "prev_loss": num(state.prev_loss),
-         "al": [None] * group.get("history_size", 100),
-         **{k: [tensor(x) for x in getattr(state, k)] for k in _LBFGS_LISTS}}
-    return {"state": {0: s}, "param_groups": [group]}

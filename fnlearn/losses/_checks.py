@@ -10,6 +10,7 @@ Add new shared checks here, not inside a loss module.
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._typing import Array, ArrayLike
+from .._validate import is_tracer
 
 
 def as_float(x: ArrayLike, name: str) -> Array:
@@ -201,3 +203,28 @@ def class_weight(weight: ArrayLike | None, num_classes: int, name: str = "weight
             f"{name} must have shape ({num_classes},), one entry per class, got shape {w.shape}"
         )
     return w
+
+
+def poison(loss: Array, bad: Array) -> Array:
+    """``loss`` with ``nan`` where ``bad``: the value and its gradient (``nan * dloss``)."""
+    return loss * jnp.where(bad, jnp.nan, 1.0).astype(loss.dtype)
+
+
+def elementwise_weight(weight: ArrayLike, shape: tuple[int, ...], name: str, dtype) -> Array:
+    """An elementwise weight, floating, broadcast to ``shape`` (ValueError naming it)."""
+    return broadcast_to_shape(as_float(weight, name), shape, name).astype(dtype)
+
+
+def check_ignore_index(ignore_index) -> int:
+    try:
+        return operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"ignore_index must be a Python int, got {ignore_index!r}") from None
+
+
+def check_label_smoothing(label_smoothing) -> None:
+    """``0 <= label_smoothing <= 1`` when concrete; negative values are refused (torch: 0)."""
+    if not is_tracer(label_smoothing) and np.ndim(label_smoothing) != 0:
+        raise ValueError(f"label_smoothing must be a scalar, got shape {np.shape(label_smoothing)}")
+    if not is_tracer(label_smoothing) and not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")

@@ -25,19 +25,9 @@ import numpy as np
 
 from .._typing import Array, ArrayLike
 from .._validate import is_tracer
-from ._checks import as_float, legacy_reduction
-from ._classification import (
-    _check_ignore_index,
-    _check_label_smoothing,
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    multi_margin_loss,
-    multilabel_margin_loss,
-    multilabel_soft_margin_loss,
-    nll_loss,
-    soft_margin_loss,
-)
+from ._binary_cross_entropy import binary_cross_entropy, binary_cross_entropy_with_logits
+from ._checks import as_float, check_ignore_index, check_label_smoothing, legacy_reduction
+from ._cross_entropy import cross_entropy, nll_loss
 from ._ctc import ctc_loss
 from ._embedding import (
     check_norm_degree,
@@ -47,6 +37,12 @@ from ._embedding import (
     margin_ranking_loss,
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
+)
+from ._margin import (
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
+    soft_margin_loss,
 )
 from ._probabilistic import gaussian_nll_loss, kl_div, poisson_nll_loss
 from ._reduction import check_reduction
@@ -192,9 +188,9 @@ class CrossEntropyLoss(_Loss):
                  ignore_index: int = -100, reduce: _Legacy = None, reduction: str = "mean",
                  label_smoothing: float = 0.0) -> None:
         _one_dimensional(weight)
-        _check_label_smoothing(label_smoothing)
+        check_label_smoothing(label_smoothing)
         super().__init__(weight=weight, size_average=size_average,
-                         ignore_index=_check_ignore_index(ignore_index), reduce=reduce,
+                         ignore_index=check_ignore_index(ignore_index), reduce=reduce,
                          reduction=reduction, label_smoothing=label_smoothing)
 
 
@@ -207,7 +203,7 @@ class NLLLoss(_Loss):
                  ignore_index: int = -100, reduce: _Legacy = None, reduction: str = "mean") -> None:
         _one_dimensional(weight)
         super().__init__(weight=weight, size_average=size_average,
-                         ignore_index=_check_ignore_index(ignore_index), reduce=reduce,
+                         ignore_index=check_ignore_index(ignore_index), reduce=reduce,
                          reduction=reduction)
 
 

@@ -19,7 +19,7 @@ from jax import lax
 from .._typing import Array, ArrayLike
 from .._validate import is_int
 from . import _reduction
-from ._checks import as_float, compute_dtype, concrete_values, raise_if
+from ._checks import as_float, compute_dtype, concrete_values, poison, raise_if
 from ._reduction import check_reduction
 
 __all__ = ["ctc_loss"]
@@ -151,7 +151,7 @@ def ctc_loss(
     ct = compute_dtype(dtype)
     ext = _extended(jnp.clip(padded, 0, C - 1), blank)  # (N, 2S + 1)
     nll = _ctc_nll(zero_infinity, lp.astype(ct), ext, jnp.clip(il, 0, T), jnp.clip(tl, 0, S))
-    nll = nll * jnp.where(bad, jnp.nan, 1.0).astype(ct)
+    nll = poison(nll, bad)
     if zero_infinity:
         nll = jnp.where(nll == jnp.inf, jnp.zeros_like(nll), nll)
     if reduction == "mean":

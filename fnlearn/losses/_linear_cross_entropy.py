@@ -20,8 +20,8 @@ from jax import lax
 from .._typing import Array, ArrayLike
 from .._validate import is_int
 from . import _reduction
-from ._checks import as_float, check_class_indices, class_weight
-from ._classification import _check_label_smoothing, cross_entropy, index_target_mean
+from ._checks import as_float, check_class_indices, check_label_smoothing, class_weight
+from ._cross_entropy import cross_entropy, index_target_mean
 from ._reduction import check_reduction
 
 __all__ = ["LinearCrossEntropyOptions", "linear_cross_entropy"]
@@ -174,7 +174,7 @@ def linear_cross_entropy(
         0.3955
     """
     reduction = check_reduction(reduction)
-    _check_label_smoothing(label_smoothing)
+    check_label_smoothing(label_smoothing)
     x = as_float(input, "input")
     A = as_float(linear_weight, "linear_weight")
     y = jnp.asarray(target)

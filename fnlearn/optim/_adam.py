@@ -14,15 +14,13 @@ import jax.numpy as jnp
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
-    check_adam_family,
-    hyperparameters,
+    adam_hyperparameters,
     is_zero,
     optimizer_factory,
-    pair,
     require_params,
     scalar_dtype,
 )
-from ._fused import AdamScalars, Flag, Kernel
+from ._fused import AdamScalars, Flag, Kernel, weight_decay_flags
 from ._lift import Prepared, elementwise
 from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
 
@@ -194,9 +192,8 @@ def _adam(
     decoupled: bool,
     fused: bool,
 ) -> GradientTransformation:
-    lr, eps, weight_decay = hyperparameters(name, lr=lr, eps=eps, weight_decay=weight_decay)
-    beta1, beta2 = pair(betas, "betas", name, "(0.9, 0.999)")
-    check_adam_family(lr, eps, (beta1, beta2), weight_decay)
+    lr, (beta1, beta2), eps, weight_decay = adam_hyperparameters(
+        name, lr, betas, eps, weight_decay)
 
     def init(params: Params) -> AdamState:
         def zeros():
@@ -256,6 +253,6 @@ def _adam(
             lambda m, v, v_max: AdamState(state.step + 1, m, v, v_max))
 
     decay = not is_zero(weight_decay)
-    flags = (Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (decay and not decoupled)
-             | Flag.DECOUPLED * (decay and decoupled) | Flag.AMSGRAD * amsgrad)
+    flags = (Flag.MAXIMIZE * maximize | weight_decay_flags(decay, decoupled)
+             | Flag.AMSGRAD * amsgrad)
     return elementwise(name, Kernel.ADAM, flags, fused, init, prepare)

@@ -10,11 +10,9 @@ import jax.numpy as jnp
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
-    check_adam_family,
-    hyperparameters,
+    adam_hyperparameters,
     is_zero,
     optimizer_factory,
-    pair,
     require_params,
     scalar_dtype,
 )
@@ -107,10 +105,7 @@ def adamax(
         Kingma & Ba, `Adam: A Method for Stochastic Optimization
         <https://arxiv.org/abs/1412.6980>`_, section 7.1.
     """
-    lr, eps, weight_decay = hyperparameters(
-        "adamax", lr=lr, eps=eps, weight_decay=weight_decay)
-    betas = pair(betas, "betas", "adamax", "(0.9, 0.999)")
-    check_adam_family(lr, eps, betas, weight_decay)
+    lr, betas, eps, weight_decay = adam_hyperparameters("adamax", lr, betas, eps, weight_decay)
     l2 = not is_zero(weight_decay)
 
     def init(params: Params) -> AdamaxState:

@@ -138,6 +138,19 @@ def pair(value: Any, arg: str, owner: str, example: str) -> tuple[Any, Any]:
             hyperparameter(value[1], f"{arg}[1]", owner))
 
 
+def adam_hyperparameters(owner: str, lr: Any, betas: Any, eps: Any, weight_decay: Any,
+                         **extra: Any) -> tuple[Any, ...]:
+    """``(lr, betas, eps, weight_decay, *extra)`` of an Adam-family optimizer: converted by
+    :func:`hyperparameters` and :func:`pair` and checked by :func:`check_adam_family`, in
+    torch's order; ``extra`` (NAdam's ``momentum_decay``) is converted with them and checked by
+    the caller."""
+    lr, eps, weight_decay, *rest = hyperparameters(owner, lr=lr, eps=eps,
+                                                   weight_decay=weight_decay, **extra)
+    betas = pair(betas, "betas", owner, "(0.9, 0.999)")
+    check_adam_family(lr, eps, betas, weight_decay)
+    return (lr, betas, eps, weight_decay, *rest)
+
+
 def _looks_like_params(value: Any) -> bool:
     """A container or iterator of arrays (torch's ``model.parameters()`` or a params pytree)."""
     if isinstance(value, Flat) or isinstance(value, Iterator):

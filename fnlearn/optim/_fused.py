@@ -86,6 +86,12 @@ class Flag(enum.IntFlag):
     CENTERED = 64  # RMSprop
 
 
+def weight_decay_flags(decay: bool, decoupled: bool) -> int:
+    """The weight-decay bits of an optimizer with torch's ``decoupled_weight_decay`` switch:
+    L2 folded into the gradient, or AdamW's decay of the parameters, or none."""
+    return Flag.WEIGHT_DECAY * (decay and not decoupled) | Flag.DECOUPLED * (decay and decoupled)
+
+
 # Each kernel's per-step scalars, the fields in the order the loop reads them (the symbols are
 # those of the optimizer's ``prepare``; lam: weight decay, gamma: lr, clr: decayed lr)
 class SgdScalars(NamedTuple):

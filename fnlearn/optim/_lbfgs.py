@@ -179,93 +179,15 @@ def lbfgs(
         """One jitted (loss, flat gradient) of the flat parameters, per loss_fn."""
         return jax.jit(jax.value_and_grad(lambda flat: loss_fn(unravel(flat))))
 
+    options = _Options(lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size,
+                       line_search_fn)
+
     def step(loss_fn: Callable[[Params], Array], params: Params, state: LBFGSState
              ) -> tuple[Array, Params, LBFGSState]:
-        state = as_state(state)  # a compiled step's LBFGSArrays continue here too
-        x, unravel = ravel_pytree(params)
-        value_and_grad = evaluator(loss_fn, unravel)
+        return _step(options, evaluator, loss_fn, params,
+                     as_state(state))  # a compiled step's LBFGSArrays continue here too
 
-        def closure(at):
-            value, grad = value_and_grad(at)
-            return value, grad
-
-        orig_loss, flat_grad = closure(x)
-        loss = float(orig_loss)
-        current_evals = 1
-        func_evals, n_total = state.func_evals + 1, state.n_iter
-        if _scalar(jnp.max(jnp.abs(flat_grad))) <= tolerance_grad:
-            return orig_loss, params, state._replace(func_evals=func_evals)
-        d, t, H_diag = state.d, state.t, state.H_diag
-        old_dirs, old_stps, ro = list(state.old_dirs), list(state.old_stps), list(state.ro)
-        prev_flat_grad, prev_loss = state.prev_flat_grad, state.prev_loss
-        n_iter = 0
-        while n_iter < max_iter:
-            n_iter += 1
-            n_total += 1
-            if n_total == 1:
-                d = -flat_grad
-                old_dirs, old_stps, ro, H_diag = [], [], [], 1
-            else:
-                y = flat_grad - prev_flat_grad
-                s = d * t
-                ys = _scalar(jnp.dot(y, s))
-                if ys > 1e-10:
-                    if len(old_dirs) == history_size:
-                        old_dirs.pop(0)
-                        old_stps.pop(0)
-                        ro.pop(0)
-                    old_dirs.append(y)
-                    old_stps.append(s)
-                    ro.append(1.0 / ys)
-                    H_diag = ys / _scalar(jnp.dot(y, y))
-                al = [None] * len(old_dirs)
-                q = -flat_grad
-                for i in range(len(old_dirs) - 1, -1, -1):
-                    al[i] = _scalar(jnp.dot(old_stps[i], q)) * ro[i]
-                    q = q - al[i] * old_dirs[i]
-                r = q * H_diag
-                for i in range(len(old_dirs)):
-                    be_i = _scalar(jnp.dot(old_dirs[i], r)) * ro[i]
-                    r = r + (al[i] - be_i) * old_stps[i]
-                d = r
-            prev_flat_grad, prev_loss = flat_grad, loss
-            if n_total == 1:
-                inv = 1.0 / _scalar(jnp.sum(jnp.abs(flat_grad)))
-                t = min(1.0, inv) * lr
-            else:
-                t = lr
-            gtd = _scalar(jnp.dot(flat_grad, d))
-            if gtd > -tolerance_change:
-                break
-            ls_func_evals = 0
-            if line_search_fn is not None:
-                loss, flat_grad, t, ls_func_evals = _strong_wolfe(
-                    closure, x, t, d, loss, flat_grad, gtd, tolerance_change=tolerance_change,
-                    max_ls=max_eval - current_evals)
-                x = x + t * d
-                opt_cond = _scalar(jnp.max(jnp.abs(flat_grad))) <= tolerance_grad
-            else:
-                x = x + t * d
-                opt_cond = False
-                if n_iter != max_iter:
-                    value, flat_grad = closure(x)
-                    loss = float(value)
-                    opt_cond = _scalar(jnp.max(jnp.abs(flat_grad))) <= tolerance_grad
-                    ls_func_evals = 1
-            current_evals += ls_func_evals
-            func_evals += ls_func_evals
-            if n_iter == max_iter or current_evals >= max_eval or opt_cond:
-                break
-            if _scalar(jnp.max(jnp.abs(d * t))) <= tolerance_change:
-                break
-            if abs(loss - prev_loss) < tolerance_change:
-                break
-        new_state = LBFGSState(func_evals, n_total, d, t, tuple(old_dirs), tuple(old_stps),
-                               tuple(ro), H_diag, prev_flat_grad, prev_loss)
-        return orig_loss, unravel(x), new_state
-
-    step.options = _Options(lr, max_iter, max_eval, tolerance_grad, tolerance_change,
-                            history_size, line_search_fn)
+    step.options = options
     return LBFGS(init, step)
 
 
@@ -538,6 +460,108 @@ def _strong_wolfe_compiled(value_and_grad, x, t, d, f, g, gtd, c1=1e-4, c2=0.9,
 
 def _cast(out: tuple[Array, Array], dt: Any) -> tuple[Array, Array]:
     return out[0].astype(dt), out[1].astype(dt)
+
+
+def _step(options: _Options, evaluator: Callable, loss_fn: Callable[[Params], Array],
+          params: Params, state: LBFGSState) -> tuple[Array, Params, LBFGSState]:
+    """One ``step`` of :func:`lbfgs`: torch's ``LBFGS.step`` on the flattened parameters."""
+    lr, max_iter, max_eval = options.lr, options.max_iter, options.max_eval
+    tolerance_grad, tolerance_change = options.tolerance_grad, options.tolerance_change
+    history_size, line_search_fn = options.history_size, options.line_search_fn
+    x, unravel = ravel_pytree(params)
+    value_and_grad = evaluator(loss_fn, unravel)
+
+    def closure(at):
+        value, grad = value_and_grad(at)
+        return value, grad
+
+    orig_loss, flat_grad = closure(x)
+    loss = float(orig_loss)
+    current_evals = 1
+    func_evals, n_total = state.func_evals + 1, state.n_iter
+    if _scalar(jnp.max(jnp.abs(flat_grad))) <= tolerance_grad:
+        return orig_loss, params, state._replace(func_evals=func_evals)
+    d, t, H_diag = state.d, state.t, state.H_diag
+    old_dirs, old_stps, ro = list(state.old_dirs), list(state.old_stps), list(state.ro)
+    prev_flat_grad, prev_loss = state.prev_flat_grad, state.prev_loss
+    n_iter = 0
+    while n_iter < max_iter:
+        n_iter += 1
+        n_total += 1
+        if n_total == 1:
+            d = -flat_grad
+            old_dirs, old_stps, ro, H_diag = [], [], [], 1
+        else:
+            H_diag = _remember(flat_grad - prev_flat_grad, d * t, old_dirs, old_stps, ro, H_diag,
+                               history_size)
+            d = _two_loop(flat_grad, old_dirs, old_stps, ro, H_diag)
+        prev_flat_grad, prev_loss = flat_grad, loss
+        if n_total == 1:
+            inv = 1.0 / _scalar(jnp.sum(jnp.abs(flat_grad)))
+            t = min(1.0, inv) * lr
+        else:
+            t = lr
+        gtd = _scalar(jnp.dot(flat_grad, d))
+        if gtd > -tolerance_change:
+            break
+        ls_func_evals = 0
+        if line_search_fn is not None:
+            loss, flat_grad, t, ls_func_evals = _strong_wolfe(
+                closure, x, t, d, loss, flat_grad, gtd, tolerance_change=tolerance_change,
+                max_ls=max_eval - current_evals)
+            x = x + t * d
+            opt_cond = _scalar(jnp.max(jnp.abs(flat_grad))) <= tolerance_grad
+        else:
+            x = x + t * d
+            opt_cond = False
+            if n_iter != max_iter:
+                value, flat_grad = closure(x)
+                loss = float(value)
+                opt_cond = _scalar(jnp.max(jnp.abs(flat_grad))) <= tolerance_grad
+                ls_func_evals = 1
+        current_evals += ls_func_evals
+        func_evals += ls_func_evals
+        if n_iter == max_iter or current_evals >= max_eval or opt_cond:
+            break
+        if _scalar(jnp.max(jnp.abs(d * t))) <= tolerance_change:
+            break
+        if abs(loss - prev_loss) < tolerance_change:
+            break
+    new_state = LBFGSState(func_evals, n_total, d, t, tuple(old_dirs), tuple(old_stps),
+                           tuple(ro), H_diag, prev_flat_grad, prev_loss)
+    return orig_loss, unravel(x), new_state
+
+
+def _remember(y: Array, s: Array, old_dirs: list, old_stps: list, ro: list, H_diag: Any,
+              history_size: int) -> Any:
+    """Append the pair ``(s, y)`` to the history lists (in place, dropping the oldest past
+    ``history_size``) when :math:`s^\top y > 10^{-10}`, and return the new ``H_diag``
+    (:math:`s^\top y / y^\top y`; unchanged when the pair is skipped)."""
+    ys = _scalar(jnp.dot(y, s))
+    if ys > 1e-10:
+        if len(old_dirs) == history_size:
+            old_dirs.pop(0)
+            old_stps.pop(0)
+            ro.pop(0)
+        old_dirs.append(y)
+        old_stps.append(s)
+        ro.append(1.0 / ys)
+        H_diag = ys / _scalar(jnp.dot(y, y))
+    return H_diag
+
+
+def _two_loop(flat_grad: Array, old_dirs: list, old_stps: list, ro: list, H_diag: Any) -> Array:
+    """The direction :math:`d = -H g` by the two-loop recursion over the history."""
+    al = [None] * len(old_dirs)
+    q = -flat_grad
+    for i in range(len(old_dirs) - 1, -1, -1):
+        al[i] = _scalar(jnp.dot(old_stps[i], q)) * ro[i]
+        q = q - al[i] * old_dirs[i]
+    r = q * H_diag
+    for i in range(len(old_dirs)):
+        be_i = _scalar(jnp.dot(old_dirs[i], r)) * ro[i]
+        r = r + (al[i] - be_i) * old_stps[i]
+    return r
 
 
 def _scalar(x: Array) -> Any:

@@ -10,18 +10,16 @@ import jax.numpy as jnp
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
-    check_adam_family,
+    adam_hyperparameters,
     check_nonnegative,
-    hyperparameters,
     is_zero,
     optimizer_factory,
-    pair,
     require_params,
     scalar_dtype,
 )
-from ._fused import Flag, Kernel, NadamScalars
+from ._fused import Flag, Kernel, NadamScalars, weight_decay_flags
 from ._lift import Prepared, elementwise
-from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
+from ._schedule import resolve, resolve_betas, resolve_one_minus_pow
 
 
 class NAdamState(NamedTuple):
@@ -132,10 +130,8 @@ def nadam(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_.
     """
-    lr, eps, weight_decay, momentum_decay = hyperparameters(
-        "nadam", lr=lr, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay)
-    betas = pair(betas, "betas", "nadam", "(0.9, 0.999)")
-    check_adam_family(lr, eps, betas, weight_decay)
+    lr, betas, eps, weight_decay, momentum_decay = adam_hyperparameters(
+        "nadam", lr, betas, eps, weight_decay, momentum_decay=momentum_decay)
     check_nonnegative(momentum_decay, "momentum_decay value")
     decay = not is_zero(weight_decay)
 
@@ -153,10 +149,7 @@ def nadam(
         count = state.step
         t = (count + 1).astype(dtype)
         gamma = resolve(lr, count, dtype)
-        b1 = resolve(betas[0], count, dtype)
-        one_minus_b1 = resolve_one_minus(betas[0], count, dtype)
-        b2 = resolve(betas[1], count, dtype)
-        one_minus_b2 = resolve_one_minus(betas[1], count, dtype)
+        b1, one_minus_b1, b2, one_minus_b2 = resolve_betas(betas, count, dtype)
         epsilon = resolve(eps, count, dtype)
         lam = resolve(weight_decay, count, dtype)
         psi = resolve(momentum_decay, count, dtype)
@@ -191,6 +184,5 @@ def nadam(
         return Prepared(params, leaf, scalars, (state.exp_avg, state.exp_avg_sq),
                         lambda m, v: NAdamState(state.step + 1, mu_product, m, v))
 
-    flags = (Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (decay and not decoupled_weight_decay)
-             | Flag.DECOUPLED * (decay and decoupled_weight_decay))
+    flags = Flag.MAXIMIZE * maximize | weight_decay_flags(decay, decoupled_weight_decay)
     return elementwise("nadam", Kernel.NADAM, flags, fused, init, prepare)

@@ -10,17 +10,15 @@ import jax.numpy as jnp
 from .._typing import Array, Params, ScalarOrSchedule
 from ._base import (
     GradientTransformation,
-    check_adam_family,
-    hyperparameters,
+    adam_hyperparameters,
     is_zero,
     optimizer_factory,
-    pair,
     require_params,
     scalar_dtype,
 )
-from ._fused import Flag, Kernel, RadamScalars
+from ._fused import Flag, Kernel, RadamScalars, weight_decay_flags
 from ._lift import Prepared, elementwise
-from ._schedule import resolve, resolve_one_minus, resolve_one_minus_pow
+from ._schedule import resolve, resolve_betas, resolve_one_minus_pow
 
 
 class RAdamState(NamedTuple):
@@ -122,10 +120,7 @@ def radam(
         Liu et al., `On the Variance of the Adaptive Learning Rate and Beyond
         <https://arxiv.org/abs/1908.03265>`_.
     """
-    lr, eps, weight_decay = hyperparameters(
-        "radam", lr=lr, eps=eps, weight_decay=weight_decay)
-    betas = pair(betas, "betas", "radam", "(0.9, 0.999)")
-    check_adam_family(lr, eps, betas, weight_decay)
+    lr, betas, eps, weight_decay = adam_hyperparameters("radam", lr, betas, eps, weight_decay)
     decay = not is_zero(weight_decay)
 
     def init(params: Params) -> RAdamState:
@@ -141,10 +136,7 @@ def radam(
         count = state.step
         t = (count + 1).astype(dtype)
         gamma = resolve(lr, count, dtype)
-        b1 = resolve(betas[0], count, dtype)
-        one_minus_b1 = resolve_one_minus(betas[0], count, dtype)
-        b2 = resolve(betas[1], count, dtype)
-        one_minus_b2 = resolve_one_minus(betas[1], count, dtype)
+        b1, one_minus_b1, b2, one_minus_b2 = resolve_betas(betas, count, dtype)
         epsilon = resolve(eps, count, dtype)
         lam = resolve(weight_decay, count, dtype)
         bias_correction1 = resolve_one_minus_pow(betas[0], t, count, dtype)
@@ -182,6 +174,5 @@ def radam(
         return Prepared(params, leaf, scalars, (state.exp_avg, state.exp_avg_sq),
                         lambda m, v: RAdamState(state.step + 1, m, v))
 
-    flags = (Flag.MAXIMIZE * maximize | Flag.WEIGHT_DECAY * (decay and not decoupled_weight_decay)
-             | Flag.DECOUPLED * (decay and decoupled_weight_decay))
+    flags = Flag.MAXIMIZE * maximize | weight_decay_flags(decay, decoupled_weight_decay)
     return elementwise("radam", Kernel.RADAM, flags, fused, init, prepare)

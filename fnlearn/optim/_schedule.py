@@ -37,6 +37,15 @@ def resolve_one_minus(value: ScalarOrSchedule, count: Array, dtype: np.dtype) ->
     return 1 - resolve(value, count, dtype)
 
 
+def resolve_betas(
+    betas: tuple[ScalarOrSchedule, ScalarOrSchedule], count: Array, dtype: np.dtype
+) -> tuple[Array, Array, Array, Array]:
+    """``(beta1, 1 - beta1, beta2, 1 - beta2)`` for the update with step count ``count``, each
+    ``1 - beta`` as :func:`resolve_one_minus` computes it."""
+    return (resolve(betas[0], count, dtype), resolve_one_minus(betas[0], count, dtype),
+            resolve(betas[1], count, dtype), resolve_one_minus(betas[1], count, dtype))
+
+
 def resolve_one_minus_pow(
     value: ScalarOrSchedule, t: Array, count: Array, dtype: np.dtype
 ) -> Array:

@@ -14,6 +14,7 @@ import fnlearn.losses
 import fnlearn.optim
 from fnlearn.crosscheck import _catalogue
 from fnlearn.crosscheck.__main__ import main
+from fnlearn.crosscheck._optax_map import to_optax
 
 FAILING = {"MISMATCH", "UNEXPECTED-MATCH", "ERROR"}
 
@@ -76,9 +77,9 @@ def test_planted_rmsprop_eps_inside_sqrt(tmp_path, capsys, monkeypatch):
 def _planted_adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
                      eps=1e-10, *, maximize=False):
     """torch's Adagrad with eps moved inside the sqrt: i.e. optax.adagrad."""
-    return _catalogue.to_optax("adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                               initial_accumulator_value=initial_accumulator_value, eps=eps,
-                               maximize=maximize).transform
+    return to_optax("adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                    initial_accumulator_value=initial_accumulator_value, eps=eps,
+                    maximize=maximize).transform
 
 
 @pytest.mark.exhaustive

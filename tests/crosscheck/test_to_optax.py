@@ -12,14 +12,14 @@ import pytest
 
 import fnlearn.crosscheck as cc
 from fnlearn import optim
-from fnlearn.crosscheck import _catalogue, _compare
+from fnlearn.crosscheck import _compare, _optim_cases
 from fnlearn.crosscheck._optax_map import TORCH_DEFAULTS
 
 STEPS = 100
 
 
 def _decay(lr):
-    return _catalogue._decay(lr)
+    return _optim_cases._decay(lr)
 
 
 # (id, fnlearn factory name, options); lr schedules marked by a callable lr
@@ -51,7 +51,7 @@ def _id(algorithm, options):
 
 def _cases():
     cases = []
-    for algorithm, options, scheduled in _catalogue.OPTIMIZER_CASES:
+    for algorithm, options, scheduled in _optim_cases.OPTIMIZER_CASES:
         options = dict(options)
         if scheduled:
             options["lr"] = _decay(options.get("lr", TORCH_DEFAULTS[algorithm]["lr"]))
