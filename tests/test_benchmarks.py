@@ -37,7 +37,7 @@ def _rows(results: Path, name: str) -> list[dict]:
     return payload["rows"]
 
 
-@pytest.mark.exhaustive  # the smoke runs of the benchmark scripts: one by default
+@pytest.mark.exhaustive  # the smoke runs of the benchmark scripts: the two smallest by default
 def test_update_throughput_runs(bench):
     import update_throughput
 
@@ -105,9 +105,8 @@ def test_train_step_many_leaves_runs(bench):
                                             "optax (tree)", "loss + grads only (no update)"]
 
 
-@pytest.mark.parametrize("processes", [pytest.param([], id="isolated"),
-                                       pytest.param(["--shared"], id="shared",
-                                                    marks=pytest.mark.exhaustive)])
+@pytest.mark.exhaustive
+@pytest.mark.parametrize("processes", [[], ["--shared"]], ids=["isolated", "shared"])
 def test_fused_vs_torch_runs(bench, processes):
     import fused_vs_torch
 

@@ -515,8 +515,8 @@ def test_optional_dependencies_name_the_train_extra(monkeypatch, tmp_path):
 # -- L-BFGS: its closure re-evaluated inside the step ------------------------------------------
 
 
-@pytest.mark.parametrize("line_search_fn", [pytest.param(None, marks=pytest.mark.exhaustive),
-                                            "strong_wolfe"])
+@pytest.mark.parametrize("line_search_fn", [
+    None, pytest.param("strong_wolfe", marks=pytest.mark.exhaustive)])
 def test_lbfgs_accumulation_is_a_closure_over_the_micro_batches(line_search_fn):
     """With accumulate_steps=K every evaluation L-BFGS makes is the mean loss over the K
     micro-batches and its gradient: the host-driven step whose closure is that mean (f64,

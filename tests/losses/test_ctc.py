@@ -27,7 +27,7 @@ def test_jit_and_vmap_equal_eager_and_the_class_calls_the_function():
     # vmap over a leading axis of two problems: each one's value
     lp2, tg2 = jnp.stack([LP, LP[::-1]]), jnp.stack([TG, TG[::-1]])
     il2, tl2 = jnp.stack([IL, IL[::-1]]), jnp.stack([TL, TL[::-1]])
-    batched = jax.vmap(lambda *a: ctc_loss(*a, reduction="none"))(lp2, tg2, il2, tl2)
+    batched = jax.jit(jax.vmap(lambda *a: ctc_loss(*a, reduction="none")))(lp2, tg2, il2, tl2)
     np.testing.assert_allclose(batched[0], eager, rtol=1e-14)
     np.testing.assert_allclose(batched[1], ctc_loss(LP[::-1], TG[::-1], IL[::-1], TL[::-1],
                                                     reduction="none"), rtol=1e-14)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from fnlearn import losses as L
 from tests._tiers import one_in
 
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
+SETTINGS = settings(max_examples=10, deadline=None, derandomize=True)
 
 
 def reals(draw, shape, extreme, big=1e4):
