@@ -15,8 +15,9 @@ allocator's peak bytes in use - bytes in use before the params existed) / minima
 ``fused=True`` variant is left out (there it is the XLA rule, i.e. the tree variant).
 ``step_ratio``, on every backend, is the compiled step's own footprint by XLA's memory
 analysis (arguments + outputs - aliased + temporaries) / minimal.
-``fnlearn-train-step`` is ``make_train_step`` with its defaults (the gradient buffer kept
-between calls): its first call compiles, so it also reports the peak over that first call
+``fnlearn-train-step`` is ``make_train_step`` with its and the optimizer's defaults (the
+gradient buffer kept between calls, the fused kernel on CPU), ``fnlearn-tree`` the XLA rule
+(``fused=False``): its first call compiles, so it also reports the peak over that first call
 (``first_call_over_base_mb``, the compiler's memory included).
 """
 
@@ -71,8 +72,10 @@ def child(variant: str, n: int, leaves: int, steps: int) -> dict:
         t = p.tree() if variant == "fnlearn-flat" else p
         return sum(jnp.sum(x * x) for x in jax.tree.leaves(t))
 
-    tx = (optax.adam(1e-3) if variant == "optax" else
-          optim.adam(1e-3, fused=variant == "fnlearn-fused"))
+    # the train step with the optimizer's defaults (the fused kernel on CPU), the tree variant
+    # with the XLA rule
+    tx = (optax.adam(1e-3) if variant == "optax" else optim.adam(
+        1e-3, fused={"fnlearn-fused": True, "fnlearn-train-step": None}.get(variant, False)))
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(p, s):

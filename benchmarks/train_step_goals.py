@@ -11,15 +11,17 @@ Three groups, each built (compiled) once and then timed in ``--rounds`` interlea
 
 - ``own step``: what a user writes, ``jax.jit(value_and_grad + opt.update + apply_updates)``
   with params and state donated, fnlearn's optimizer against optax's equivalent (same
-  hyperparameters), one pair per optimizer; goal: fnlearn <= 0.85x optax.
-- ``make_train_step``: fnlearn's default, ``fused=True``, ``TrainState.create(flat=True)``,
-  and optax's Adam in the same ``make_train_step``, against optax's Adam in the user's own
-  step (the goal's baseline: <= 0.85x) and the two loss-and-grads-only steps (a plain jitted
-  ``value_and_grad``, whose gradient is a fresh buffer, and the same writing the gradient into
-  a donated buffer kept from the previous call, as ``make_train_step`` does). The update's
-  marginal cost = step - the loss-and-grads step of the same kind, against the C ceiling
-  (benchmarks/ceiling.c: Adam's bytes, 4 arrays read and 3 written, timed in the same rounds;
-  goal <= 1.5x).
+  hyperparameters), one pair per optimizer, and the same step with fnlearn's
+  ``update_and_apply`` in place of ``update + apply_updates`` (the fused kernel on CPU);
+  goal: fnlearn <= 0.85x optax.
+- ``make_train_step``: fnlearn's default (the fused kernel on CPU), ``fused=False`` (the XLA
+  rule), ``TrainState.create(flat=True)``, and optax's Adam in the same ``make_train_step``,
+  against optax's Adam in the user's own step (the goal's baseline: <= 0.85x) and the two
+  loss-and-grads-only steps (a plain jitted ``value_and_grad``, whose gradient is a fresh
+  buffer, and the same writing the gradient into a donated buffer kept from the previous
+  call, as ``make_train_step`` does). The update's marginal cost = step - the
+  loss-and-grads step of the same kind, against the C ceiling (benchmarks/ceiling.c: Adam's
+  bytes, 4 arrays read and 3 written, timed in the same rounds; goal <= 1.5x).
 - first call (trace + compile + one step) of each step, from the same objects.
 """
 
@@ -67,10 +69,14 @@ def copy(tree):
 
 
 def own_step(loss_fn, opt, params, x, apply_updates):
-    """The user's own jitted, donated step; returns (run, first_call_s)."""
+    """The user's own jitted, donated step; returns (run, first_call_s). ``apply_updates``
+    None: fnlearn's ``update_and_apply`` instead of ``update`` + ``apply_updates``."""
 
     def step(p, s, b):
         loss, g = jax.value_and_grad(loss_fn)(p, b)
+        if apply_updates is None:
+            p, s = optim.update_and_apply(opt, g, s, p)
+            return p, s, loss
         u, s = opt.update(g, s, p)
         return apply_updates(p, u), s, loss
 
@@ -158,11 +164,13 @@ def main(argv=None) -> list[dict]:
         make_fn, make_ox = PAIRS[name]
         runs, firsts = {}, {}
         for side, opt, apply in (("fnlearn", make_fn(), optim.apply_updates),
+                                 ("fnlearn update_and_apply", make_fn(), None),
                                  ("optax", make_ox(), optax.apply_updates)):
             runs[side], firsts[side] = own_step(loss_fn, opt, params, x, apply)
         ms = measure(runs, a.reps, a.rounds)
-        row("own step", f"fnlearn {name}", ms["fnlearn"], firsts["fnlearn"], f"optax {name}",
-            ms["fnlearn"] / ms["optax"], first_ratio=firsts["fnlearn"] / firsts["optax"])
+        for side in ("fnlearn", "fnlearn update_and_apply"):
+            row("own step", f"{side} {name}", ms[side], firsts[side], f"optax {name}",
+                ms[side] / ms["optax"], first_ratio=firsts[side] / firsts["optax"])
         row("own step", f"optax {name}", ms["optax"], firsts["optax"], None, None)
         del runs
 
@@ -173,15 +181,17 @@ def main(argv=None) -> list[dict]:
         return rows
     runs, firsts = {}, {}
     variants = {"make_train_step, default": (optim.adam(1e-3), False),
-                "make_train_step, fused=True": (optim.adam(1e-3, fused=True), False),
+                "make_train_step, fused=False": (optim.adam(1e-3, fused=False), False),
                 "make_train_step, flat=True": (optim.adam(1e-3), True),
                 "make_train_step, optax.adam": (optax.adam(1e-3), False)}
-    if on_accelerator():
-        del variants["make_train_step, fused=True"]
+    if on_accelerator():  # the default is the XLA rule there
+        del variants["make_train_step, fused=False"]
     for name, (opt, flat) in variants.items():
         runs[name], firsts[name] = train_step(loss_fn, opt, params, x, flat=flat)
     runs["own step, fnlearn adam"], firsts["own step, fnlearn adam"] = own_step(
         loss_fn, optim.adam(1e-3), params, x, optim.apply_updates)
+    runs["own step, fnlearn update_and_apply"], firsts["own step, fnlearn update_and_apply"] = (
+        own_step(loss_fn, optim.adam(1e-3), params, x, None))
     runs["own step, optax.adam"], firsts["own step, optax.adam"] = own_step(
         loss_fn, optax.adam(1e-3), params, x, optax.apply_updates)
     runs["loss+grads, fresh"], firsts["loss+grads, fresh"] = grads_only(loss_fn, params, x, False)
@@ -198,11 +208,12 @@ def main(argv=None) -> list[dict]:
             first_ratio=firsts[name] / firsts[base], marginal_ms=marginal,
             ceiling_ms=ceiling_ms, marginal_over_ceiling=marginal / ceiling_ms
             if ceiling_ms else None)
-    own = "own step, fnlearn adam"
-    row("make_train_step", own, ms[own], firsts[own], base, ms[own] / ms[base],
-        first_ratio=firsts[own] / firsts[base], marginal_ms=ms[own] - ms["loss+grads, fresh"],
-        ceiling_ms=ceiling_ms, marginal_over_ceiling=(ms[own] - ms["loss+grads, fresh"])
-        / ceiling_ms if ceiling_ms else None)
+    for own in ("own step, fnlearn adam", "own step, fnlearn update_and_apply"):
+        row("make_train_step", own, ms[own], firsts[own], base, ms[own] / ms[base],
+            first_ratio=firsts[own] / firsts[base],
+            marginal_ms=ms[own] - ms["loss+grads, fresh"], ceiling_ms=ceiling_ms,
+            marginal_over_ceiling=(ms[own] - ms["loss+grads, fresh"]) / ceiling_ms
+            if ceiling_ms else None)
     for name in (base, "loss+grads, fresh", "loss+grads, kept"):
         marginal = ms[name] - ms["loss+grads, fresh"] if name == base else None
         row("make_train_step", name, ms[name], firsts[name], None, None, marginal_ms=marginal,

@@ -431,9 +431,10 @@ def to_optax(optimizer: str | Callable[..., Any], /, **options: Any) -> OptaxEqu
     name = _optimizer_name(optimizer)
     defaults = TORCH_DEFAULTS[name]
     if "fused" in options and name in TORCH_NAMES and TORCH_NAMES[name]:
-        # fused=True changes where the update runs, not what it computes
-        if not isinstance(options.pop("fused"), bool):
-            raise TypeError(f"to_optax({name!r}): fused must be True or False")
+        # fused changes where the update runs, not what it computes
+        fused = options.pop("fused")
+        if fused is not None and not isinstance(fused, bool):
+            raise TypeError(f"to_optax({name!r}): fused must be None, True or False")
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise TypeError(f"to_optax({name!r}): unexpected option(s) {', '.join(unknown)}; "

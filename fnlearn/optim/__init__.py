@@ -23,7 +23,7 @@ from ._clip import (
 )
 from ._groups import FROZEN, freeze, param_groups
 from ._lbfgs import LBFGS, LBFGSArrays, LBFGSState, lbfgs
-from ._lift import FusedGradientTransformation, update_and_apply
+from ._lift import FusedGradientTransformation, fused_apply_of, update_and_apply
 from ._muon import MuonState, muon
 from ._nadam import NAdamState, nadam
 from ._plateau import PlateauState, ReduceLROnPlateau, reduce_lr_on_plateau, set_hyperparam
@@ -35,6 +35,7 @@ from ._sparse_adam import IndexedRows, SparseAdamState, sparse_adam
 
 __all__ = [
     "FusedGradientTransformation",
+    "fused_apply_of",
     "GradientTransformation",
     "GradientTransformationExtraArgs",
     "apply_updates",

@@ -47,7 +47,7 @@ def adagrad(
     eps: float | Array = 1e-10,
     *,
     maximize: bool = False,
-    fused: bool = False,
+    fused: bool | None = None,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adagrad`.
 
@@ -84,8 +84,9 @@ def adagrad(
         initial_accumulator_value: starting value :math:`\tau` of the sum of squares.
         eps: added to :math:`\sqrt{s_t}` (outside the square root), for stability.
         maximize: maximize the objective instead of minimizing it.
-        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
-            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
+        fused: where the step runs one in-place C++ loop per float32/float64 buffer on CPU
+            (torch's ``fused``): ``None`` in ``make_train_step`` / ``update_and_apply``,
+            ``True`` also as a field ``apply``, ``False`` never (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose state is :class:`AdagradState`.

@@ -50,7 +50,7 @@ def adam(
     *,
     maximize: bool = False,
     decoupled_weight_decay: bool = False,
-    fused: bool = False,
+    fused: bool | None = None,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adam`.
 
@@ -98,8 +98,9 @@ def adam(
         maximize: maximize the objective instead of minimizing it (the decoupled decay still
             shrinks the params towards 0, as in torch).
         decoupled_weight_decay: AdamW's decoupled decay instead of the L2 penalty.
-        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
-            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
+        fused: where the step runs one in-place C++ loop per float32/float64 buffer on CPU
+            (torch's ``fused``): ``None`` in ``make_train_step`` / ``update_and_apply``,
+            ``True`` also as a field ``apply``, ``False`` never (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose state is :class:`AdamState`.
@@ -147,7 +148,7 @@ def adamw(
     amsgrad: bool = False,
     *,
     maximize: bool = False,
-    fused: bool = False,
+    fused: bool | None = None,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.AdamW`.
 
@@ -190,7 +191,7 @@ def _adam(
     amsgrad: bool,
     maximize: bool,
     decoupled: bool,
-    fused: bool,
+    fused: bool | None,
 ) -> GradientTransformation:
     lr, (beta1, beta2), eps, weight_decay = adam_hyperparameters(
         name, lr, betas, eps, weight_decay)

@@ -43,7 +43,7 @@ def adamax(
     weight_decay: ScalarOrSchedule = 0,
     *,
     maximize: bool = False,
-    fused: bool = False,
+    fused: bool | None = None,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Adamax`.
 
@@ -74,8 +74,9 @@ def adamax(
         eps: added to :math:`|g_t|` inside the maximum.
         weight_decay: L2 penalty :math:`\lambda` added to the gradient (needs ``params``).
         maximize: ascend instead of descend.
-        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
-            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
+        fused: where the step runs one in-place C++ loop per float32/float64 buffer on CPU
+            (torch's ``fused``): ``None`` in ``make_train_step`` / ``update_and_apply``,
+            ``True`` also as a field ``apply``, ``False`` never (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose ``update(grads, state, params)`` returns the

@@ -249,31 +249,45 @@ def find_library() -> tuple[Path, ctypes.CDLL, Contract] | None:
 
 
 @functools.cache
-def load() -> bool:
-    """Register the fused CPU kernels of :func:`find_library`, once per process.
-
-    Returns:
-      True if the kernels are registered; False, after one warning, if no library built from
-      this source was found: the fused step then takes the XLA rule.
-
-    Raises:
-      RuntimeError: the library disagrees with this module's tables.
-    """
+def _register() -> bool:
+    """Register the kernels of :func:`find_library` with XLA, once per process; False where
+    no library built from this source was found."""
     found = find_library()
     if found is None:
-        warnings.warn(
-            "fused=True: the fused CPU kernel library is not built for this fnlearn (none "
-            f"installed in {Path(__file__).parent}, none in {_fused_build.cache_dir()} for "
-            "this source and jaxlib), so the optimizer runs its XLA rule instead (the same "
-            "numbers, without the one in-place loop). Build it once with "
-            "`python -m fnlearn.optim.build_fused` (needs a C++17 compiler), or reinstall "
-            "fnlearn where one is present.", RuntimeWarning, stacklevel=2)
         return False
     _, lib, _ = found
     for kernel in Kernel:
         jax.ffi.register_ffi_target(kernel.symbol, jax.ffi.pycapsule(getattr(lib, kernel.symbol)),
                                     platform="cpu")
     return True
+
+
+def load(warn: bool = True) -> bool:
+    """Register the fused CPU kernels of :func:`find_library`, once per process.
+
+    Args:
+      warn: warn when there is no library (``fused=True`` asked for the kernel); the default
+        ``fused=None`` takes the XLA rule without a word, as torch's default does where it
+        has no fused implementation.
+
+    Returns:
+      True if the kernels are registered; False if no library built from this source was
+      found: the fused step then takes the XLA rule.
+
+    Raises:
+      RuntimeError: the library disagrees with this module's tables.
+    """
+    if _register():
+        return True
+    if warn:
+        warnings.warn(
+            "fused=True: the fused CPU kernel library is not built for this fnlearn (none "
+            f"installed in {Path(__file__).parent}, none in {_fused_build.cache_dir()} for "
+            "this source and jaxlib), so the optimizer runs its XLA rule instead (the same "
+            "numbers, without the one in-place loop). Build it once with "
+            "`python -m fnlearn.optim.build_fused` (needs a C++17 compiler), or reinstall "
+            "fnlearn where one is present.", RuntimeWarning, stacklevel=3)
+    return False
 
 
 def fused_apply(
@@ -284,6 +298,7 @@ def fused_apply(
     grads: Params,
     params: Params,
     states: tuple[Params | None, ...],
+    warn: bool = True,
 ) -> tuple[Params, tuple[Params | None, ...]]:
     """``params + u`` and the new state: on CPU one kernel call per 64 float32/float64 leaves.
 
@@ -299,6 +314,7 @@ def fused_apply(
       rule: the optimizer's XLA rule ``rule(grad, theta, *state) -> (u, *new_state)``.
       grads, params: trees of one structure.
       states: the per-parameter state trees the rule takes (``None`` for an unused buffer).
+      warn: warn once if there is no kernel library (:func:`load`).
 
     Returns:
       ``(new_params, new_states)``.
@@ -331,7 +347,7 @@ def fused_apply(
     # trace and lower the XLA rule for every leaf as well (seconds of compile on 500 leaves).
     # Another backend never loads the library.
     group = [j for j in range(len(g_leaves)) if fits(j)]
-    if not (group and jax.default_backend() == "cpu" and load()):
+    if not (group and jax.default_backend() == "cpu" and load(warn)):
         group = []
     new = [[None] * len(g_leaves) for _ in range(1 + len(live))]  # new[0]: params, then state
     for j in sorted(set(range(len(g_leaves))) - set(group)):
@@ -381,8 +397,9 @@ def _kernel(kernel: Kernel, flags: int, nstate: int, vec: Array, *flat: Array
     @call.defjvp
     def _jvp(primals, tangents):
         raise TypeError(
-            f"{kernel.name.lower()}(fused=True): apply is not differentiable (the kernel updates "
-            "buffers in place); differentiate update + apply_updates instead, e.g. with fused=False"
+            f"{kernel.name.lower()}: the fused apply is not differentiable (the kernel updates "
+            "buffers in place); differentiate update + apply_updates instead, or build the "
+            "optimizer with fused=False (make_train_step then runs those)"
         )
 
     return call(vec, *flat)

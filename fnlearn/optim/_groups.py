@@ -22,10 +22,11 @@ fnlearn::
 
 Built on :func:`optax.partition`: each group's transformation sees only its own leaves (the
 others are ``optax.MaskedNode`` in its state, so a group keeps buffers only for its own
-parameters) and the state is one ``optax.PartitionState`` pytree. Groups built with
-``fused=True`` keep their fused ``apply``: the result is then a
-:class:`~fnlearn.optim.FusedGradientTransformation` whose ``apply`` runs each group's own
-``apply`` (or ``update`` and ``apply_updates``) on that group's leaves.
+parameters) and the state is one ``optax.PartitionState`` pytree. Groups keep their fused
+``apply`` (:func:`~fnlearn.optim.update_and_apply` runs each group's own ``apply``, or
+``update`` and ``apply_updates``, on that group's leaves): with a ``fused=True`` group the
+result is a :class:`~fnlearn.optim.FusedGradientTransformation`, with the default
+``fused=None`` a plain transformation whose ``update`` carries it, as each group's does.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import optax
 
 from .._typing import Params
 from ._base import GradientTransformation
-from ._lift import FusedGradientTransformation, update_and_apply
+from ._lift import FusedGradientTransformation, fused_apply_of, update_and_apply
 
 #: The label of frozen parameters: zero update, no optimizer state (torch:
 #: ``requires_grad=False``, or a parameter left out of every group).
@@ -81,10 +82,11 @@ def param_groups(
         ``PartitionState`` pytree: ``state.inner_states[label].inner_state`` is the group's
         optimizer state, holding buffers only for the group's parameters. If a group is a
         :class:`~fnlearn.optim.FusedGradientTransformation` (``fused=True``), so is the
-        result: its ``apply(grads, state, params) -> (params, state)`` updates each group's
-        leaves with the group's ``apply`` (the others with ``update`` and ``apply_updates``)
-        and leaves frozen parameters untouched; :func:`~fnlearn.optim.update_and_apply` and
-        ``make_train_step`` use it.
+        result; with default (``fused=None``) groups its ``update`` carries the apply
+        (:func:`~fnlearn.optim.fused_apply_of`). That ``apply(grads, state, params) ->
+        (params, state)`` updates each group's leaves with the group's ``apply`` (the others
+        with ``update`` and ``apply_updates``) and leaves frozen parameters untouched;
+        :func:`~fnlearn.optim.update_and_apply` and ``make_train_step`` use it.
 
     Raises:
         ValueError: in ``init``/``update`` when a label has no group.
@@ -145,7 +147,7 @@ def param_groups(
         _check_labels(_resolve_labels(labels, updates), transforms)
         return inner.update(updates, state, params)
 
-    if not any(isinstance(tx, FusedGradientTransformation) for tx in transforms.values()):
+    if all(fused_apply_of(tx) is None for tx in transforms.values()):
         return GradientTransformation(init, update)
 
     def apply(grads: Params, state: Any, params: Params) -> tuple[Params, Any]:
@@ -170,7 +172,10 @@ def param_groups(
             new_states[label] = inner_state._replace(inner_state=new_inner)
         return params, type(state)(new_states)
 
-    return FusedGradientTransformation(init, update, apply)
+    if any(isinstance(tx, FusedGradientTransformation) for tx in transforms.values()):
+        return FusedGradientTransformation(init, update, apply)
+    update.fused_apply = apply  # fused=None groups: a plain transformation, as theirs are
+    return GradientTransformation(init, update)
 
 
 def freeze(

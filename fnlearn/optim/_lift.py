@@ -7,14 +7,24 @@ to :func:`elementwise`, which gives:
 
 - ``update``: the rule mapped over the leaves by XLA (a complex leaf as two reals, torch's
   ``view_as_real``), composable with optax;
-- with ``fused=True``, also ``apply(grads, state, params) -> (params, state)``: the same rule
-  on the same scalars run in place by the fused CPU backend (:mod:`._fused`), one kernel call
-  per group of leaves. Such an optimizer's own ``update`` warns once that it bypasses the
-  kernel: that is what happens inside ``optax.chain``, ``optax.inject_hyperparams`` and other
-  wrappers that keep only ``init`` and ``update``.
+- ``apply(grads, state, params) -> (params, state)``: the same rule on the same scalars run in
+  place by the fused CPU backend (:mod:`._fused`), one kernel call per group of leaves.
 
-:func:`update_and_apply` is what a train step runs: ``apply`` where the optimizer has it,
-else ``update`` and :func:`~fnlearn.optim.apply_updates`.
+``fused`` picks who sees ``apply``, as torch's ``fused=None`` / ``True`` / ``False``:
+
+- ``None`` (the default): a plain optax ``GradientTransformation``; its ``update`` carries the
+  fused ``apply`` (:func:`fused_apply_of`), which :func:`update_and_apply` (and so
+  :func:`fnlearn.train.make_train_step` and :func:`~fnlearn.optim.param_groups`) runs where
+  the kernel runs (JAX's default backend the CPU, a built kernel library, float32/float64
+  buffers) and the XLA rule elsewhere, without a word;
+- ``True``: a :class:`FusedGradientTransformation` (``apply`` a field of its own); its
+  ``update`` warns once that it bypasses the kernel (what ``optax.chain`` and other wrappers
+  that keep only ``init`` and ``update`` call), and a missing kernel library warns once;
+- ``False``: the XLA rule everywhere (``update`` + ``apply_updates``), e.g. to differentiate
+  through a whole step.
+
+:func:`update_and_apply` is what a train step runs: the fused ``apply`` where the optimizer
+has one, else ``update`` and :func:`~fnlearn.optim.apply_updates`.
 """
 
 from __future__ import annotations
@@ -77,17 +87,17 @@ def elementwise(
     name: str,
     kernel: _fused.Kernel,
     flags: _fused.Flag | int,
-    fused: bool,
+    fused: bool | None,
     init: Callable[[Params], Any],
     prepare: Callable[[Params, Any, Params | None], Prepared],
 ):
     """An elementwise optimizer from its ``init`` and ``prepare``: ``update`` maps the rule
-    over the leaves (XLA; a complex leaf as two reals, :func:`~._base.real_pairs`); with
-    ``fused`` a :class:`FusedGradientTransformation` adds ``apply``, kernel ``kernel`` with
-    ``flags`` on the same scalars (the kernel library is loaded when ``apply`` is first traced
-    on CPU; constructing builds and loads nothing)."""
-    if not isinstance(fused, bool):
-        raise TypeError(f"{name}: fused must be True or False, got {fused!r}")
+    over the leaves (XLA; a complex leaf as two reals, :func:`~._base.real_pairs`); ``apply``
+    runs kernel ``kernel`` with ``flags`` on the same scalars, handed out as the module
+    docstring says for ``fused`` None, True or False (the kernel library is loaded when
+    ``apply`` is first traced on CPU; constructing builds and loads nothing)."""
+    if fused is not None and not isinstance(fused, bool):
+        raise TypeError(f"{name}: fused must be None, True or False, got {fused!r}")
 
     def update(grads: Params, state: Any, params: Params | None = None):
         step = prepare(grads, state, params)
@@ -95,7 +105,17 @@ def elementwise(
                                        n_out=1 + len(step.buffers))
         return updates, step.next_state(*new)
 
-    if not fused:
+    def apply(grads: Params, state: Any, params: Params | None = None):
+        params = require_params(params, name, "the fused apply updates in place")
+        step = prepare(grads, state, params)
+        params, new = _fused.fused_apply(kernel, flags, step.scalars, real_pairs(step.rule), grads,
+                                         params, step.buffers, warn=fused is True)
+        return params, step.next_state(*new)
+
+    if fused is False:
+        return GradientTransformation(init, update)
+    if fused is None:
+        update.fused_apply = apply
         return GradientTransformation(init, update)
     warned = []
 
@@ -110,23 +130,28 @@ def elementwise(
                 "with fused=False there.", UserWarning, stacklevel=2)
         return update(grads, state, params)
 
-    def apply(grads: Params, state: Any, params: Params | None = None):
-        params = require_params(params, name, "fused=True updates in place")
-        step = prepare(grads, state, params)
-        params, new = _fused.fused_apply(kernel, flags, step.scalars, real_pairs(step.rule), grads,
-                                         params, step.buffers)
-        return params, step.next_state(*new)
-
     return FusedGradientTransformation(init, bypassing_update, apply)
+
+
+def fused_apply_of(optimizer: Any) -> Callable[[Params, Any, Params], tuple[Params, Any]] | None:
+    """The in-place ``apply(grads, state, params) -> (params, state)`` an optimizer carries:
+    a :class:`FusedGradientTransformation`'s own, the one the ``update`` of a ``fused=None``
+    optimizer carries, or None (``fused=False``, any other optax transformation, or a wrapper
+    such as ``optax.chain`` that makes an ``update`` of its own)."""
+    if isinstance(optimizer, FusedGradientTransformation):
+        return optimizer.apply
+    return getattr(getattr(optimizer, "update", None), "fused_apply", None)
 
 
 def update_and_apply(
     optimizer: Any, grads: Params, state: Any, params: Params
 ) -> tuple[Params, Any]:
-    """One optimizer step, ``(new_params, new_state)``: the fused in-place ``apply`` of a
-    ``fused=True`` optimizer, else ``update`` followed by :func:`apply_updates` (any optax
+    """One optimizer step, ``(new_params, new_state)``: the fused in-place ``apply`` the
+    optimizer carries (:func:`fused_apply_of`: fnlearn's elementwise optimizers unless built
+    with ``fused=False``), else ``update`` followed by :func:`apply_updates` (any optax
     ``GradientTransformation``). What :func:`fnlearn.train.make_train_step` runs."""
-    if isinstance(optimizer, FusedGradientTransformation):
-        return optimizer.apply(grads, state, params)
+    apply = fused_apply_of(optimizer)
+    if apply is not None:
+        return apply(grads, state, params)
     updates, state = optimizer.update(grads, state, params)
     return apply_updates(params, updates), state

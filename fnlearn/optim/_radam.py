@@ -44,7 +44,7 @@ def radam(
     decoupled_weight_decay: bool = False,
     *,
     maximize: bool = False,
-    fused: bool = False,
+    fused: bool | None = None,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.RAdam`.
 
@@ -90,8 +90,9 @@ def radam(
             or with ``decoupled_weight_decay`` a decay :math:`\gamma\lambda\theta` (RAdamW).
         decoupled_weight_decay: decay the weights directly instead of the gradient.
         maximize: ascend instead of descend.
-        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
-            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
+        fused: where the step runs one in-place C++ loop per float32/float64 buffer on CPU
+            (torch's ``fused``): ``None`` in ``make_train_step`` / ``update_and_apply``,
+            ``True`` also as a field ``apply``, ``False`` never (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose ``update(grads, state, params)`` returns the

@@ -50,7 +50,7 @@ def rmsprop(
     momentum: ScalarOrSchedule = 0.0,
     centered: bool = False,
     maximize: bool = False,
-    fused: bool = False,
+    fused: bool | None = None,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.RMSprop`.
 
@@ -96,8 +96,9 @@ def rmsprop(
         centered: normalize by an estimate of the gradient's variance instead of its second
             moment.
         maximize: maximize the objective instead of minimizing it.
-        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
-            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
+        fused: where the step runs one in-place C++ loop per float32/float64 buffer on CPU
+            (torch's ``fused``): ``None`` in ``make_train_step`` / ``update_and_apply``,
+            ``True`` also as a field ``apply``, ``False`` never (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose state is :class:`RMSpropState`.

@@ -45,7 +45,7 @@ def rprop(
     step_sizes: tuple[ScalarOrSchedule, ScalarOrSchedule] = (1e-6, 50),
     *,
     maximize: bool = False,
-    fused: bool = False,
+    fused: bool | None = None,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.Rprop`.
 
@@ -78,8 +78,9 @@ def rprop(
         etas: :math:`(\eta_-, \eta_+)` with :math:`0 < \eta_- < 1 < \eta_+`.
         step_sizes: minimal and maximal step size.
         maximize: ascend instead of descend.
-        fused: also give an in-place ``apply(grads, state, params)``: one C++ loop per
-            float32/float64 buffer on CPU, as torch's ``fused=True`` (see :func:`sgd`).
+        fused: where the step runs one in-place C++ loop per float32/float64 buffer on CPU
+            (torch's ``fused``): ``None`` in ``make_train_step`` / ``update_and_apply``,
+            ``True`` also as a field ``apply``, ``False`` never (see :func:`sgd`).
 
     Returns:
         A :class:`GradientTransformation` whose ``update(grads, state, params=None)`` returns

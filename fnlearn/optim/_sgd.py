@@ -48,7 +48,7 @@ def sgd(
     nesterov: bool = False,
     *,
     maximize: bool = False,
-    fused: bool = False,
+    fused: bool | None = None,
 ) -> GradientTransformation:
     r"""JAX implementation of :class:`torch.optim.SGD`.
 
@@ -86,14 +86,19 @@ def sgd(
             schedule); nonzero needs ``params`` in ``update``.
         nesterov: use Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
         maximize: maximize the objective instead of minimizing it.
-        fused: also give the transformation an ``apply(grads, state, params) -> (params,
-            state)`` that runs update and :func:`apply_updates` as one in-place C++ loop per
-            float32/float64 buffer on CPU (torch's ``fused=True``; see
-            :class:`FusedGradientTransformation`). The kernels are built at install time (or
-            by ``python -m fnlearn.optim.build_fused``); same numbers up to float round-off.
+        fused: where ``update`` and :func:`apply_updates` run as one in-place C++ loop per
+            float32/float64 buffer on CPU, an ``apply(grads, state, params) -> (params,
+            state)`` (torch's ``fused``, same numbers up to float round-off). ``None`` (the
+            default): a plain transformation whose ``update`` carries ``apply``, which
+            :func:`update_and_apply` and ``make_train_step`` run on CPU when the kernels are
+            built (at install time, or by ``python -m fnlearn.optim.build_fused``), the XLA
+            rule elsewhere, without a warning. ``True``: a
+            :class:`FusedGradientTransformation` (``apply`` a field of its own; ``update``
+            warns that it bypasses the kernel; a missing kernel library warns). ``False``:
+            the XLA rule everywhere, e.g. to differentiate through a whole step.
 
     Returns:
-        A :class:`GradientTransformation` whose state is :class:`SGDState` (with ``fused``, a
+        A :class:`GradientTransformation` whose state is :class:`SGDState` (with ``fused=True``, a
         :class:`FusedGradientTransformation`).
 
     Shape:

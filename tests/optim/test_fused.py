@@ -205,7 +205,9 @@ def test_fused_with_a_schedule_and_flat_params():
 
 
 def test_make_train_step_uses_the_fused_apply():
-    """The step runs the kernel (on CPU) and trains as the unfused optimizer does."""
+    """The step runs the kernel (on CPU) by default (fused=None) and with fused=True, never
+    with fused=False, and trains as the unfused optimizer does. The default optimizer is a
+    plain optax transformation whose own update is the XLA rule, without a warning."""
     rng = np.random.default_rng(0)
     x, y = jnp.asarray(rng.standard_normal((16, 4))), jnp.asarray(rng.standard_normal((16, 1)))
     params = {"w": jnp.zeros((4, 1)), "b": jnp.zeros((1, 1))}
@@ -214,17 +216,26 @@ def test_make_train_step_uses_the_fused_apply():
         return jnp.mean((batch[0] @ p["w"] + p["b"] - batch[1]) ** 2)
 
     out = []
-    for fused in (False, True):
+    for fused in (False, None, True):
         opt = optim.sgd(0.1, momentum=0.9, fused=fused)
         step = train.make_train_step(loss_fn, opt)
         state = train.TrainState.create(params, opt)
-        if fused and jax.default_backend() == "cpu":
-            assert "FnlearnFusedSgd" in step.lower(state, (x, y)).compile().as_text()
+        if jax.default_backend() == "cpu":
+            hlo = step.lower(state, (x, y)).compile().as_text()
+            assert ("FnlearnFusedSgd" in hlo) == (fused is not False), fused
         for _ in range(5):
             state, metrics = step(state, (x, y))
         out.append((state.params, metrics["loss"]))
-    for a, b in zip(jax.tree.leaves(out[1]), jax.tree.leaves(out[0]), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    for fused in out[1:]:
+        for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(out[0]), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    default = optim.sgd(0.1, momentum=0.9)
+    assert type(default) is optax.GradientTransformation
+    assert optim.fused_apply_of(default) is not None
+    assert optim.fused_apply_of(optim.sgd(0.1, fused=False)) is None
+    assert optim.fused_apply_of(optax.chain(default)) is None
+    own = jax.jit(lambda p, s, g: optim.apply_updates(p, default.update(g, s, p)[0]))
+    assert "FnlearnFused" not in own.lower(params, default.init(params), params).as_text()
 
 
 @on_cpu
@@ -427,10 +438,14 @@ def train_3_steps(fused):
 
 
 plain, _ = train_3_steps(False)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    default, kernel = train_3_steps(None)
+print("default", kernel, np.array_equal(default, plain), [str(w.message) for w in caught])
 for phase in ("empty cache", "cached library"):
     if phase == "cached library":
         shutil.copy(sys.argv[1], _fused_build.cache_path())
-        _fused.load.cache_clear()
+        _fused._register.cache_clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fused, kernel = train_3_steps(True)
@@ -442,16 +457,18 @@ for phase in ("empty cache", "cached library"):
 
 @on_cpu
 def test_without_a_compiler_fused_trains_and_a_cached_library_is_used(tmp_path):
-    """No compiler on PATH, CXX missing, nothing installed. An empty cache: fused=True trains
-    with the XLA rule's numbers, bit for bit, after one warning naming the build command. A
-    library in the cache: found and run (its custom call in the step), no warning."""
+    """No compiler on PATH, CXX missing, nothing installed. An empty cache: the default
+    (fused=None) trains with the XLA rule's numbers without a word; fused=True does too, after
+    one warning naming the build command. A library in the cache: found and run (its custom
+    call in the step), no warning."""
     env = {**os.environ, "PATH": str(Path(sys.executable).parent), "CXX": "/nonexistent/c++",
            "FNLEARN_CACHE": str(tmp_path), "JAX_PLATFORMS": "cpu",
            "PYTHONPATH": str(Path(__file__).parents[2])}
     proc = subprocess.run([sys.executable, "-c", NO_COMPILER_SCRIPT, str(_library()[0])],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    empty, cached = proc.stdout.strip().splitlines()[-2:]
+    default, empty, cached = proc.stdout.strip().splitlines()[-3:]
+    assert default == "default False True []", default
     assert empty.startswith("empty cache False 0 True ['RuntimeWarning: fused=True: the fused "
                             "CPU kernel library is not built"), empty
     assert empty.count("Warning:") == 1 and "python -m fnlearn.optim.build_fused" in empty
@@ -462,7 +479,7 @@ def test_another_backend_never_loads_or_builds_the_library(monkeypatch):
     """Where the default backend is not the CPU (a GPU) every leaf takes the XLA rule: no
     library is looked for, loaded or built, and nothing warns."""
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    monkeypatch.setattr(_fused, "load", lambda: pytest.fail("looked for a library"))
+    monkeypatch.setattr(_fused, "load", lambda *a: pytest.fail("looked for a library"))
     monkeypatch.setattr(_fused_build, "compile_library", lambda *a: pytest.fail("compiled"))
     params = {"w": jnp.linspace(-1, 1, 6, dtype=jnp.float32)}
     fused, plain = optim.adam(0.1, fused=True), optim.adam(0.1)
@@ -486,7 +503,7 @@ def test_param_groups_carry_the_fused_apply():
 
     def groups(fused):
         return optim.param_groups({"adam": optim.adam(0.1, amsgrad=True, fused=fused),
-                                   "sgd": optim.sgd(0.1, momentum=0.9)}, labels)
+                                   "sgd": optim.sgd(0.1, momentum=0.9, fused=False)}, labels)
 
     plain, fused = groups(False), groups(True)
     assert isinstance(fused, optim.FusedGradientTransformation)
@@ -504,6 +521,14 @@ def test_param_groups_carry_the_fused_apply():
     np.testing.assert_array_equal(p2["e"], params["e"])
     for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((p1, s1)), strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
+    # default (fused=None) groups: a plain transformation whose update carries each group's
+    # kernel
+    default = optim.param_groups({"adam": optim.adam(0.1, amsgrad=True),
+                                  "sgd": optim.sgd(0.1, momentum=0.9)}, labels)
+    assert type(default) is optax.GradientTransformation
+    step = jax.jit(lambda p, s, g: optim.update_and_apply(default, g, s, p))
+    hlo = step.lower(params, default.init(params), params).compile().as_text()
+    assert sorted(re.findall(r"custom_call_target=\"FnlearnFused(\w+)\"", hlo)) == ["Adam", "Sgd"]
 
 
 def test_optax_chain_around_a_fused_optimizer_warns_once():
