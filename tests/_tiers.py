@@ -38,9 +38,7 @@ def one_in(k: int, offset: int, params: Iterable[Any]) -> list[Any]:
     (each optimizer or loss under one of the k checks) while running 1/k of the product.
     Params already marked exhaustive are not counted."""
     out, i = [], 0
-    for p in params:
-        if not isinstance(p, type(pytest.param(None))):
-            p = pytest.param(p, id=str(p))
+    for p in map(_as_param, params):
         if any(m.name == "exhaustive" for m in p.marks):  # already in the long tier
             out.append(p)
             continue
@@ -51,9 +49,18 @@ def one_in(k: int, offset: int, params: Iterable[Any]) -> list[Any]:
     return out
 
 
-def each_with_one(names: Iterable[Any], values: list[Any]) -> list[Any]:
+def each_with_one(names: Iterable[Any], values: Iterable[Any]) -> list[Any]:
     """Every ``(name, value)`` pair as params ``name-value``; by default each name meets one of
-    ``values``, in turn (name i with value i mod len(values)), the rest are exhaustive."""
-    return [pytest.param(name, value, id=f"{name}-{value}",
-                         marks=(pytest.mark.exhaustive,) if (i - j) % len(values) else ())
-            for i, name in enumerate(names) for j, value in enumerate(values)]
+    ``values``, in turn (name i with value i mod len(values)), the rest are exhaustive. A name
+    or a value may be a ``pytest.param`` carrying several values (its id names it in the pair's
+    id, its marks stay on every pair it is in)."""
+    names, values = [_as_param(n) for n in names], [_as_param(v) for v in values]
+    return [pytest.param(*n.values, *v.values, id=f"{n.id}-{v.id}",
+                         marks=(*n.marks, *v.marks,
+                                *((pytest.mark.exhaustive,) if (i - j) % len(values) else ())))
+            for i, n in enumerate(names) for j, v in enumerate(values)]
+
+
+def _as_param(p: Any) -> Any:
+    """``p`` as a ``pytest.param`` set: a bare value is one value with its ``str`` as id."""
+    return p if isinstance(p, type(pytest.param(None))) else pytest.param(p, id=str(p))

@@ -20,6 +20,7 @@ import pytest
 
 from fnlearn import optim
 from fnlearn.flat import Flat, unpadded
+from tests._tiers import one_in
 from tests.optim.cases import all_cases, make
 
 
@@ -83,19 +84,13 @@ def test_bad_input_raises():
         flat.like({"a": jnp.ones(4)})
 
 
-def _per_optimizer(names, dtypes_ids):
-    """(name, dtypes) params: every third optimizer in float64 by default, the rest and the
-    other dtypes exhaustive."""
-    return [pytest.param(name, dtypes, id=f"{name}-{did}",
-                         marks=() if did == "f64" and i % 3 == 0 else pytest.mark.exhaustive)
-            for did, dtypes in dtypes_ids for i, name in enumerate(names)]
-
-
 _OPTIMIZERS = sorted({case.name for _, case in all_cases()})
 
 
-@pytest.mark.parametrize(("name", "dtypes"), _per_optimizer(
-    _OPTIMIZERS, [("f64", ("float64",) * 3), ("f32+bf16", ("float32", "float32", "bfloat16"))]))
+@pytest.mark.parametrize(("name", "dtypes"), [  # by default every third optimizer, in float64
+    *one_in(3, 0, [pytest.param(n, ("float64",) * 3, id=f"{n}-f64") for n in _OPTIMIZERS]),
+    *[pytest.param(n, ("float32", "float32", "bfloat16"), id=f"{n}-f32+bf16",
+                   marks=pytest.mark.exhaustive) for n in _OPTIMIZERS]])
 def test_every_optimizer_gives_the_same_numbers_on_flat_and_tree(name, dtypes):
     """Each optimizer's case with the most options."""
     tree0 = _tree(2, dtypes)

@@ -14,6 +14,7 @@ import pytest
 
 from fnlearn import optim, train
 from fnlearn.optim._base import scalar_dtype
+from tests._tiers import each_with_one
 
 #: (optimizer, options): every optimizer, the options that add state or touch the params
 CONFIGS = [
@@ -68,10 +69,9 @@ def run(name: str, kwargs: dict, p0, grads):
     return params, state
 
 
-@pytest.mark.parametrize(("name", "kwargs", "dtype"), [  # each configuration in one dtype, in turn
-    pytest.param(*c, d, id=f"{i}-{d}", marks=(pytest.mark.exhaustive,) if (k + j) % 2 else ())
-    for k, (c, i) in enumerate(zip(CONFIGS, IDS, strict=True))
-    for j, d in enumerate(["complex128", "complex64"])])
+@pytest.mark.parametrize(("name", "kwargs", "dtype"), each_with_one(  # each config in one dtype
+    [pytest.param(*c, id=i) for c, i in zip(CONFIGS, IDS, strict=True)],
+    ["complex128", "complex64"]))
 def test_complex_leaf_is_two_independent_reals(name, kwargs, dtype):
     p0, grads = complex_problem(dtype)
     params, state = run(name, kwargs, p0, grads)
