@@ -37,6 +37,17 @@ def _loss(tree) -> jax.Array:
                for x in jax.tree.leaves(tree))
 
 
+#: module level, so that every test (and parametrization) shares its compiles
+_flat_grad = jax.jit(jax.grad(lambda f: _loss(f.tree())))
+_NORMS = (-float("inf"), -1.0, 0.5, 1.0, 2.0, "inf")
+
+
+@jax.jit
+def _norms(g, leaves):
+    """``get_total_norm`` of a Flat and of its leaves, for each p of ``_NORMS``."""
+    return [(optim.get_total_norm(g, p), optim.get_total_norm(leaves, p)) for p in _NORMS]
+
+
 def _is_flat(x) -> bool:
     return isinstance(x, Flat)
 
@@ -69,8 +80,8 @@ def test_roundtrip_keeps_structure_shapes_dtypes_and_values():
 
 def test_gradient_wrt_flat_is_the_concatenated_tree_gradient():
     tree = _tree(1)
-    g_flat = jax.grad(lambda f: _loss(f.tree()))(Flat.of(tree))
-    g_tree = jax.grad(_loss)(tree)
+    g_flat = _flat_grad(Flat.of(tree))
+    g_tree = jax.jit(jax.grad(_loss))(tree)
     assert isinstance(g_flat, Flat)
     for a, b in zip(jax.tree.leaves(g_flat.tree()), jax.tree.leaves(g_tree), strict=True):
         np.testing.assert_array_equal(np.asarray(a, np.float64), np.asarray(b, np.float64))
@@ -136,14 +147,17 @@ def test_donated_jitted_step_with_optax_and_clipping():
         updates, state = tx.update(grads, state, params)
         return optim.apply_updates(params, updates), state
 
+    @jax.jit  # the tree's step, one compile
+    def ref_step(ref, ref_state):
+        u, ref_state = ref_tx.update(jax.grad(_loss)(ref), ref_state, ref)
+        return optim.apply_updates(ref, u), ref_state
+
     params = Flat.of(tree)
     state = tx.init(params)
     ref, ref_state = tree, ref_tx.init(tree)
     for _ in range(3):
         params, state = step(params, state)
-        g = jax.grad(_loss)(ref)
-        u, ref_state = ref_tx.update(g, ref_state, ref)
-        ref = optim.apply_updates(ref, u)
+        ref, ref_state = ref_step(ref, ref_state)
     for a, b in zip(jax.tree.leaves(params.tree()), jax.tree.leaves(ref), strict=True):
         np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
                                    rtol=1e-6, atol=1e-6)
@@ -192,7 +206,7 @@ def test_padding_is_zeros_that_no_view_reads():
     assert plain["p"].layout == Flat.of(tree).layout and plain["n"] == 3
     assert [b.shape[0] for b in plain["p"].buffers] == [3, 26]
     assert plain["p"].padded(4).layout == flat.layout and flat.padded(4) is flat
-    g = jax.grad(lambda f: _loss(f.tree()))(flat)
+    g = _flat_grad(flat)
     assert not np.any(np.asarray(g.buffers[0])[3:]) and not np.any(np.asarray(g.buffers[1])[26:])
     with pytest.raises(ValueError, match="multiple must be a positive integer"):
         Flat.of(tree, multiple=0)
@@ -238,12 +252,11 @@ def test_padding_changes_no_number_of_any_optimizer_or_norm(name):
         for x, y in zip(jax.tree.leaves(unpadded((p_pad, s_pad))),
                         jax.tree.leaves((p_ref, s_ref)), strict=True):
             _assert_roundoff(x, y, case.id)
-    g = jax.grad(lambda f: _loss(f.tree()))(Flat.of(tree0, multiple=4))
+    g = _flat_grad(Flat.of(tree0, multiple=4))
     leaves = {k: v for k, v in g.tree().items() if v.size}  # min of an empty leaf: undefined
     # p = 0 counts the nonzero per-buffer norms (torch's norm of norms), not per parameter
-    for p in (-float("inf"), -1.0, 0.5, 1.0, 2.0, "inf"):
-        np.testing.assert_allclose(optim.get_total_norm(g, p),
-                                   optim.get_total_norm(leaves, p), rtol=1e-14)
+    for of_flat, of_leaves in _norms(g, leaves):
+        np.testing.assert_allclose(of_flat, of_leaves, rtol=1e-14)
 
 
 def test_padding_is_never_saved_nor_converted(tmp_path):

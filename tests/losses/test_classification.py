@@ -259,11 +259,12 @@ def test_all_ignored_mean_is_nan_with_zero_gradient():
         value, g = jax.jit(jax.value_and_grad(lambda x, fn=fn, kw=kw: fn(x, t, **kw)))(X)
         assert np.isnan(value), (fn.__name__, kw)
         assert np.array_equal(g, np.zeros_like(g)), (fn.__name__, kw)
-        assert fn(X, t, reduction="sum", **kw) == 0
-        assert np.array_equal(fn(X, t, reduction="none", **kw), np.zeros(4))
+        total, none = jax.jit(lambda x, fn=fn, kw=kw: (fn(x, t, reduction="sum", **kw),
+                                                      fn(x, t, reduction="none", **kw)))(X)
+        assert total == 0 and np.array_equal(none, np.zeros(4))
     # Spatial, ignore_index set to a real class.
     x3, t3 = jnp.asarray(RNG.standard_normal((2, 3, 2))), jnp.full((2, 2), 1)
-    value, g = jax.value_and_grad(lambda x: cross_entropy(x, t3, ignore_index=1))(x3)
+    value, g = jax.jit(jax.value_and_grad(lambda x: cross_entropy(x, t3, ignore_index=1)))(x3)
     assert np.isnan(value) and not np.any(g)
 
 
@@ -320,15 +321,22 @@ def test_legacy_size_average_and_reduce_override_reduction():
 def test_bce_gradient_is_torchs_formula():
     x = jnp.array([0.0, 1.0, 1e-50, 0.3, 0.0])
     y = jnp.array([1.0, 0.0, 1.0, 0.2, 0.0])
-    g = jax.grad(lambda x: binary_cross_entropy(x, y, reduction="sum"))(x)
+    total = lambda x, y: binary_cross_entropy(x, y, reduction="sum")  # noqa: E731
+
+    @jax.jit  # one compile for all four derivatives, not one per op
+    def derivatives(x, y, p):
+        # forward mode and second order go through the same custom rule
+        return (jax.grad(total)(x, y), jax.grad(total, argnums=1)(x, y),
+                jax.jacfwd(total)(x, y), jax.hessian(binary_cross_entropy)(p, p))
+
+    g, gy, g_fwd, hessian = derivatives(x, y, P[0])
+    xn, yn = np.asarray(x), np.asarray(y)
     eps = float(np.float32(1e-12))
-    _close(g, (x - y) / jnp.maximum(x * (1 - x), eps), rtol=1e-15)
+    _close(g, (xn - yn) / np.maximum(xn * (1 - xn), eps), rtol=1e-15)
     assert g[0] < -9e11 and g[1] > 9e11 and g[4] == 0
-    gy = jax.grad(lambda y: binary_cross_entropy(x, y, reduction="sum"))(y)
-    _close(gy[2:4], jnp.log1p(-x[2:4]) - jnp.log(x[2:4]))
-    # Forward mode and second order go through the same custom rule.
-    _close(jax.jacfwd(lambda x: binary_cross_entropy(x, y, reduction="sum"))(x), g, rtol=1e-15)
-    assert np.isfinite(jax.hessian(lambda x: binary_cross_entropy(x, P[0]))(P[0])).all()
+    _close(gy[2:4], np.log1p(-xn[2:4]) - np.log(xn[2:4]))
+    _close(g_fwd, g, rtol=1e-15)
+    assert np.isfinite(hessian).all()
 
 
 @pytest.mark.parametrize("dtype", one_in(2, 1, ["float32", "bfloat16"]))
@@ -343,7 +351,7 @@ def test_extreme_logits_give_finite_loss_and_gradient(dtype):
         lambda x: multilabel_soft_margin_loss(x, y),
     ]
     for f in fns:
-        value, g = jax.value_and_grad(f)(x)
+        value, g = jax.jit(jax.value_and_grad(f))(x)
         assert np.isfinite(np.asarray(value, np.float32)) and np.isfinite(
             np.asarray(g, np.float32)).all()
 
@@ -462,10 +470,16 @@ def test_optax_sigmoid_binary_cross_entropy_equals_bce_with_logits_none():
 def test_optax_integer_label_cross_entropy_equals_unweighted_none():
     x3 = jnp.asarray(RNG.standard_normal((2, 5, 3)))
     t3 = jnp.asarray(RNG.integers(0, 5, (2, 3)))
-    _close(cross_entropy(x3, t3, reduction="none"),
-           optax.losses.softmax_cross_entropy_with_integer_labels(x3, t3, axis=1), rtol=1e-14)
-    _close(cross_entropy(X, Y), optax.losses.softmax_cross_entropy_with_integer_labels(
-        X, Y).mean(), rtol=1e-14)
+
+    @jax.jit  # one compile for both sides, not one per op
+    def both(x3, t3, x, y):
+        return ((cross_entropy(x3, t3, reduction="none"),
+                 optax.losses.softmax_cross_entropy_with_integer_labels(x3, t3, axis=1)),
+                (cross_entropy(x, y),
+                 optax.losses.softmax_cross_entropy_with_integer_labels(x, y).mean()))
+
+    for ours, theirs in both(x3, t3, X, Y):
+        _close(ours, theirs, rtol=1e-14)
 
 
 def test_optax_softmax_cross_entropy_equals_probability_targets():

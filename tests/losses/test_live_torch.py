@@ -25,7 +25,10 @@ from fnlearn import losses as L  # noqa: E402
 F = torch.nn.functional
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=2e-6),
        "bfloat16": dict(rtol=2e-2, atol=2e-2)}
-SEEDS = range(8)
+#: the seeds of each loss's random configurations: the first half in the default run, the
+#: second in the exhaustive tier
+SEEDS = [pytest.param(range(0, 4), id="seeds0-3"),
+         pytest.param(range(4, 8), id="seeds4-7", marks=pytest.mark.exhaustive)]
 
 
 def _reduction(rng):
@@ -163,8 +166,9 @@ def compare(name, args, kw, grad_idx, dtype):
 
 @pytest.mark.parametrize("name", MINE)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_random_configurations_match_torch(name, dtype):
-    for seed in SEEDS:
+@pytest.mark.parametrize("seeds", SEEDS)
+def test_random_configurations_match_torch(name, dtype, seeds):
+    for seed in seeds:
         rng = np.random.default_rng([seed, MINE.index(name)])
         args, kw, grad_idx = draw(name, rng)
         try:

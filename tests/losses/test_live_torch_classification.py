@@ -47,8 +47,12 @@ def _compare(fn: str, args: dict, kwargs: dict, grad: tuple[str, ...], rng, tag:
         return getattr(losses, fn)(*[a[n] for n in positional], **{n: a[n] for n in keywords},
                                    **kwargs)
 
-    loss, vjp = jax.vjp(jax.jit(f), {n: arrays[n] for n in grad})
-    (grads,) = vjp(jnp.asarray(cot))
+    @jax.jit  # value and gradients in one compile (the vjp of a jitted f compiles three)
+    def value_and_grads(diff, cot):
+        loss, vjp = jax.vjp(f, diff)
+        return loss, vjp(cot)[0]
+
+    loss, grads = value_and_grads({n: arrays[n] for n in grad}, jnp.asarray(cot))
     msg = f"{fn} {tag} kwargs={kwargs} shapes={ {n: np.shape(v) for n, v in args.items()} }"
     np.testing.assert_allclose(np.asarray(loss), t_loss.detach().numpy(), rtol=1e-10,
                                atol=1e-12, err_msg=msg)

@@ -46,8 +46,12 @@ def _compare(fn, arrays, kw, grad, dtype, rng, ours_kw=None):
         return L.linear_cross_entropy(a["input"], a["linear_weight"], a["target"],
                                       **{n: a[n] for n in names[3:]}, **kw, **(ours_kw or {}))
 
-    out, vjp = jax.vjp(jax.jit(f), {n: j[n] for n in grad})
-    (grads,) = vjp(jnp.asarray(cot, dtype))
+    @jax.jit  # value and gradients in one compile (the vjp of a jitted f compiles three)
+    def value_and_grads(diff, cot):
+        out, vjp = jax.vjp(f, diff)
+        return out, vjp(cot)[0]
+
+    out, grads = value_and_grads({n: j[n] for n in grad}, jnp.asarray(cot, dtype))
     msg = f"{fn} {kw} shapes { {n: a.shape for n, a in arrays.items()} }"
     assert out.dtype == jnp.dtype(dtype)
     np.testing.assert_allclose(np.asarray(out), expected.detach().numpy(), **TOL[dtype],
