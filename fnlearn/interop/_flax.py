@@ -30,6 +30,7 @@ the same way (:meth:`FlaxLayout.state_to_flax`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -94,15 +95,33 @@ def _flax_kind(layer: Mapping[str, Any]) -> str:
     return "norm"
 
 
+def _creation_order(names: list[str]) -> list[str]:
+    """Submodule names in flax's creation order, as far as the names tell it.
+
+    A dict that went through a JAX transformation (``jax.jit(model.init)``, ``jax.tree.map``,
+    a checkpoint restore) has its keys sorted as strings, so ``layers_10`` comes before
+    ``layers_2``. flax numbers the instances of one name in creation order, so where the
+    keys are in sorted order, each name's instances are put back in numeric order, every
+    group keeping its places; a dict in insertion order (eager ``init``) is left as it is."""
+    if names != sorted(names):
+        return names
+    parsed = [re.fullmatch(r"(.*?)(\d+)", n) for n in names]
+    groups: dict[str, list[str]] = {}
+    for n, m in zip(names, parsed, strict=True):
+        groups.setdefault(m.group(1) if m else n, []).append(n)
+    ordered = {g: iter(sorted(ns, key=lambda n: (len(n), n))) for g, ns in groups.items()}
+    return [next(ordered[m.group(1) if m else n]) for n, m in zip(names, parsed, strict=True)]
+
+
 def _flax_layers(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple]:
-    """``(path, layer dict)`` for every dict of arrays, in the dicts' order."""
+    """``(path, layer dict)`` for every dict of arrays, in creation order
+    (:func:`_creation_order`)."""
     out = []
     leaves = {k: v for k, v in tree.items() if not isinstance(v, Mapping)}
     if leaves:
         out.append((prefix, leaves))
-    for k, v in tree.items():
-        if isinstance(v, Mapping):
-            out.extend(_flax_layers(v, (*prefix, k)))
+    for k in _creation_order([k for k, v in tree.items() if isinstance(v, Mapping)]):
+        out.extend(_flax_layers(tree[k], (*prefix, k)))
     return out
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import optax
 import pytest
 
+from fnlearn.interop import _flax as it_flax
 from fnlearn.interop import torch as it
 from fnlearn.optim import set_hyperparam
 from tests._reference import load
@@ -186,6 +187,24 @@ def test_digits_second_epoch_equals_torch():
     # the first 5 batches (one batch shape, one compilation); test_live_torch runs the epoch
     _, losses = _digits.fnlearn_epoch(ckpt, layout, epoch=1, steps=5)
     np.testing.assert_allclose(losses, ref["losses-epoch2"][:5], rtol=1e-10)
+
+
+def test_flax_layout_pairs_layers_in_creation_order_after_a_transformation():
+    """A flax dict that went through a JAX transformation has its keys sorted as strings
+    (layers_10 before layers_2): the layers still pair in creation order, each torch Linear
+    with its own Dense, whether init ran eagerly or under jit."""
+    import flax.linen as nn
+
+    model = nn.Sequential([nn.Dense(3 + i % 2) for i in range(12)])
+    torch_layers = {str(i): "Linear" for i in range(12)}
+    x = jnp.ones((1, 3), jnp.float32)
+    for variables in (model.init(jax.random.key(0), x),
+                      jax.jit(model.init)(jax.random.key(0), x)):
+        layout = it.flax_layout(torch_layers, variables)
+        assert [f for _, _, f in layout.pairs] == [(f"layers_{i}",) for i in range(12)]
+    mixed = {"Conv_0": {"kernel": 0}, "Dense_0": {"kernel": 0}, "Dense_1": {"kernel": 0}}
+    assert [p for p, _ in it_flax._flax_layers(mixed)] == [("Conv_0",), ("Dense_0",),
+                                                         ("Dense_1",)]
 
 
 #: L-BFGS hand-overs, against torch's own LBFGS runs (tests/optim/reference/lbfgs.npz):
