@@ -39,7 +39,12 @@ import optax
 
 from .._typing import Params
 from ._base import GradientTransformation
-from ._lift import FusedGradientTransformation, fused_apply_of, update_and_apply
+from ._lift import (
+    FusedGradientTransformation,
+    carry_fused_apply,
+    fused_apply_of,
+    update_and_apply,
+)
 
 #: The label of frozen parameters: zero update, no optimizer state (torch:
 #: ``requires_grad=False``, or a parameter left out of every group).
@@ -174,8 +179,8 @@ def param_groups(
 
     if any(isinstance(tx, FusedGradientTransformation) for tx in transforms.values()):
         return FusedGradientTransformation(init, update, apply)
-    update.fused_apply = apply  # fused=None groups: a plain transformation, as theirs are
-    return GradientTransformation(init, update)
+    # fused=None groups: a plain transformation, as theirs are
+    return GradientTransformation(init, carry_fused_apply(update, apply))
 
 
 def freeze(

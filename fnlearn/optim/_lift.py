@@ -115,8 +115,7 @@ def elementwise(
     if fused is False:
         return GradientTransformation(init, update)
     if fused is None:
-        update.fused_apply = apply
-        return GradientTransformation(init, update)
+        return GradientTransformation(init, carry_fused_apply(update, apply))
     warned = []
 
     def bypassing_update(grads: Params, state: Any, params: Params | None = None):
@@ -131,6 +130,14 @@ def elementwise(
         return update(grads, state, params)
 
     return FusedGradientTransformation(init, bypassing_update, apply)
+
+
+def carry_fused_apply(update: Callable[..., Any], apply: Callable[..., Any]) -> Callable[..., Any]:
+    """``update``, carrying ``apply`` for :func:`fused_apply_of` to find: how a ``fused=None``
+    optimizer (and a ``param_groups`` of them) stays a plain optax transformation whose
+    in-place step ``update_and_apply`` still reaches."""
+    update.fused_apply = apply  # type: ignore[attr-defined]
+    return update
 
 
 def fused_apply_of(optimizer: Any) -> Callable[[Params, Any, Params], tuple[Params, Any]] | None:
