@@ -1,7 +1,12 @@
 """Strict JAX at test time: x64 for the float64 oracle, strict dtype promotion, rank promotion
-raises; warnings are errors (pyproject's filterwarnings, with named upstream exceptions)."""
+raises; warnings are errors (pyproject's filterwarnings, with named upstream exceptions); XLA
+compiles for a fast test run (tests/_xla.py), set before JAX's backend starts."""
 
-import jax
+from tests import _xla
+
+_xla.configure()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")

@@ -24,6 +24,7 @@ import fnlearn as fl
 from fnlearn import checkpoint
 from fnlearn.checkpoint import CheckpointError
 from fnlearn.train import TrainState, fit, make_train_step
+from tests import _xla
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -279,8 +280,7 @@ def test_save_killed_by_sigkill_keeps_the_last_good_checkpoint(tmp_path):
         ocp.path.atomicity.AtomicRenameTemporaryPath.finalize = die
         checkpoint.save({str(tmp_path)!r}, {{"w": -jnp.arange(6.0)}}, key=None, epoch=2, keep=1)
     """)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", script], env=_xla.env(), capture_output=True,
                           timeout=120, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert any(p.name != "1" for p in tmp_path.iterdir())  # the killed save's leftovers
@@ -297,8 +297,7 @@ RETIRED = ".fnlearn-deleting"
 
 
 def _child(directory, *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    return subprocess.Popen([sys.executable, str(CHILD), str(directory), *args], env=env,
+    return subprocess.Popen([sys.executable, str(CHILD), str(directory), *args], env=_xla.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

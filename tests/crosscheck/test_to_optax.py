@@ -14,6 +14,7 @@ import fnlearn.crosscheck as cc
 from fnlearn import optim
 from fnlearn.crosscheck import _compare, _optim_cases
 from fnlearn.crosscheck._optax_map import TORCH_DEFAULTS
+from tests._once import once_per_run
 
 STEPS = 100
 
@@ -63,9 +64,14 @@ CASES = _cases()
 
 
 @pytest.fixture(scope="module")
-def runs():
+def runs(tmp_path_factory):
+    return once_per_run(tmp_path_factory, "to_optax_runs", _runs)
+
+
+def _runs():
     """All fnlearn optimizers, their to_optax transforms and the transforms built from the
-    printed expressions, run in ONE compile on the same 100 gradients."""
+    printed expressions, run in ONE compile on the same 100 gradients: each case's
+    ``(exact, reason, reports, refs)``."""
     params = {"w": jnp.asarray(np.random.default_rng(0).standard_normal((4, 3))),
               "b": jnp.zeros(3)}
     with _compare.precision("float64"):
@@ -86,33 +92,33 @@ def runs():
         reports = [_compare.report_from(fl, ref, p0, a="fnlearn", b=eq.expression,
                                         leaves=("b", "w"), dtype="float64", rtol=1e-10,
                                         atol=0.0) for ref in refs]
-        out[case_id] = (eq, reports, refs)
+        out[case_id] = (eq.exact, eq.reason, reports, refs)
     return out
 
 
 @pytest.mark.parametrize("case_id", [c[0] for c in CASES])
 def test_exact_iff_it_matches(runs, case_id):
-    eq, reports, _ = runs[case_id]
+    exact, reason, reports, _ = runs[case_id]
     report = reports[0]
-    if eq.exact:
+    if exact:
         assert report.agree, f"said to match but:\n{report}"
-        assert eq.reason == ""
+        assert reason == ""
     else:
-        assert not report.agree, f"said to differ ({eq.reason}) but matches:\n{report}"
-        assert eq.reason
+        assert not report.agree, f"said to differ ({reason}) but matches:\n{report}"
+        assert reason
 
 
 @pytest.mark.parametrize("case_id", [c[0] for c in CASES
                                      if not any(callable(v) for v in c[2].values())])
 def test_printed_expression_builds_the_same_transform(runs, case_id):
-    _, _, refs = runs[case_id]
+    *_, refs = runs[case_id]
     for a, b in zip(refs[0], refs[1], strict=True):
         np.testing.assert_array_equal(a, b)
 
 
 def test_documented_magnitudes(runs):
     """The headline numbers of torch-semantics 2.6 hold for fnlearn against optax."""
-    rel = {case_id: r[1][0].max_rel for case_id, r in runs.items()}
+    rel = {case_id: r[2][0].max_rel for case_id, r in runs.items()}
     assert rel["adam-amsgrad=True"] > 0.1
     assert rel["sgd-lr=0.01-momentum=0.9-dampening=0.5"] > 0.1
     assert 1e-9 < rel["adagrad"] < 1e-6  # eps=1e-10 inside the sqrt, gradients 0.1..10

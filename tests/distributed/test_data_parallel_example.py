@@ -3,12 +3,13 @@ exhaustive tier) 2 processes started by its --processes launcher."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests import _xla
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "data_parallel.py"
@@ -16,10 +17,8 @@ LAYOUTS = ("one device", "data_parallel", "zero1", "fsdp")
 
 
 def _run(args: list[str], devices: int | None) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    if devices:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    proc = subprocess.run([sys.executable, str(EXAMPLE), *args], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, str(EXAMPLE), *args], cwd=ROOT,
+                          env=_xla.env(devices=devices or None),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout

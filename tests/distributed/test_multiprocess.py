@@ -9,7 +9,6 @@ twice, so these are in the exhaustive tier.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from fnlearn import checkpoint, train
+from tests import _xla
 from tests.distributed import _process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +34,7 @@ def _free_port() -> int:
 
 
 def _launch(directory: Path, die_at: int | None = None) -> list[subprocess.Popen]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = _xla.env(devices=2)
     port = _free_port()
     extra = [] if die_at is None else [str(die_at)]
     return [subprocess.Popen([sys.executable, "-m", "tests.distributed._process", str(port),

@@ -13,13 +13,14 @@ is exhaustive.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests import _xla
+from tests._once import once_per_run
 from tests.distributed._checks import ALL as GRID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,10 +31,8 @@ F64, F32, F32_STATE = 1e-12, 1e-6, 1e-5
 
 
 def _run_checks(group: str, timeout: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     proc = subprocess.run([sys.executable, "-m", "tests.distributed._checks", group], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=_xla.env(devices=4), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = {}
     for line in proc.stdout.splitlines():
@@ -43,8 +42,9 @@ def _run_checks(group: str, timeout: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def results() -> dict:
-    return _run_checks("default", timeout=600)
+def results(tmp_path_factory) -> dict:
+    return once_per_run(tmp_path_factory, "sharded_default",
+                        lambda: _run_checks("default", timeout=600))
 
 
 def _ok(result: dict) -> dict:

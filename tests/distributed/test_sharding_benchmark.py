@@ -4,13 +4,14 @@ device count is fixed when JAX starts); no time is asserted, the byte counts are
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests import _xla
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,9 +25,7 @@ def test_sharding_benchmark_runs(tmp_path):
         _common.RESULTS = __import__("pathlib").Path({str(tmp_path)!r})
         sharding.main(width=16, depth=2, batch=8, reps=2)
     """)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_xla.env(devices=4),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r["mode"]: r for r in json.loads((tmp_path / "sharding.json").read_text())["rows"]}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import enum
-import os
 import re
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 from fnlearn import optim, schedules, train
 from fnlearn.flat import Flat
 from fnlearn.optim import _fused, _fused_build, build_fused
+from tests import _xla
 from tests._tiers import first_of_each
 from tests.optim.cases import all_cases
 from tests.optim.test_reference import check_against_reference
@@ -323,8 +323,7 @@ print("ok")
 def test_sharded_params_are_updated_shard_by_shard():
     """Over two CPU devices the kernel runs on each device's shards (custom_partitioning):
     no all-gather, the params keep their sharding, the XLA path's numbers."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(Path(__file__).parents[2])}
+    env = _xla.env(devices=2)
     proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
@@ -461,9 +460,8 @@ def test_without_a_compiler_fused_trains_and_a_cached_library_is_used(tmp_path):
     (fused=None) trains with the XLA rule's numbers without a word; fused=True does too, after
     one warning naming the build command. A library in the cache: found and run (its custom
     call in the step), no warning."""
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent), "CXX": "/nonexistent/c++",
-           "FNLEARN_CACHE": str(tmp_path), "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": str(Path(__file__).parents[2])}
+    env = _xla.env(PATH=str(Path(sys.executable).parent), CXX="/nonexistent/c++",
+                   FNLEARN_CACHE=str(tmp_path))
     proc = subprocess.run([sys.executable, "-c", NO_COMPILER_SCRIPT, str(_library()[0])],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,0 +1,57 @@
+"""The test harness's own helpers: XLA's settings for the run and the subprocesses'
+environment (tests/_xla.py), a fixture's value shared by xdist's workers (tests/_once.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests import _once, _xla
+
+
+def test_subprocess_env_sets_the_device_count_and_keeps_other_flags(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_a=1 --xla_force_host_platform_device_count=2")
+    env = _xla.env(devices=4, EXTRA="x")
+    assert env["XLA_FLAGS"] == "--xla_a=1 --xla_force_host_platform_device_count=4"
+    assert env["JAX_PLATFORMS"] == "cpu" and env["EXTRA"] == "x"
+    assert env["PYTHONPATH"] == str(Path(__file__).resolve().parents[1])
+    assert _xla.env()["XLA_FLAGS"] == "--xla_a=1 --xla_force_host_platform_device_count=2"
+
+
+def test_compile_fast_flags_are_added_unless_asked_for_defaults_or_set(monkeypatch):
+    monkeypatch.setattr(_xla, "_known", lambda flags: True)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")
+    monkeypatch.delenv("FNLEARN_TEST_XLA_DEFAULTS", raising=False)
+    _xla.configure()  # the user's level wins; the other flag is added before theirs
+    assert _xla.os.environ["XLA_FLAGS"] == (
+        "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=2")
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv("FNLEARN_TEST_XLA_DEFAULTS", "1")
+    _xla.configure()
+    assert _xla.os.environ["XLA_FLAGS"] == ""
+    monkeypatch.delenv("FNLEARN_TEST_XLA_DEFAULTS")
+    monkeypatch.setattr(_xla, "_known", lambda flags: False)  # a jaxlib without them
+    _xla.configure()
+    assert _xla.os.environ["XLA_FLAGS"] == ""
+
+
+class _Factory:
+    def __init__(self, base: Path):
+        self.base = base
+
+    def getbasetemp(self) -> Path:
+        return self.base
+
+
+def test_once_per_run_computes_once_for_all_workers(monkeypatch, tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": len(calls)}
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    first = _once.once_per_run(_Factory(tmp_path / "popen-gw0"), "shared", compute)
+    second = _once.once_per_run(_Factory(tmp_path / "popen-gw1"), "shared", compute)
+    assert first == second == {"value": 1} and len(calls) == 1
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")  # one process: computed where asked
+    assert _once.once_per_run(_Factory(tmp_path / "x"), "shared", compute) == {"value": 2}
