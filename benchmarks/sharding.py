@@ -4,8 +4,8 @@
 
 An MLP (``depth`` square ``width`` layers, Adam) on a 1-D ``data`` mesh of ``devices``
 simulated CPU devices (the script sets ``XLA_FLAGS=--xla_force_host_platform_device_count``
-before JAX starts, unless XLA_FLAGS is already set; on a GPU machine it uses the GPUs there),
-in each layout of :class:`fnlearn.sharding.Plan`. For each:
+before JAX starts, unless XLA_FLAGS already names a device count; on a GPU machine it uses
+the GPUs there), in each layout of :class:`fnlearn.sharding.Plan`. For each:
 
 - communication: every collective in the compiled HLO (all-reduce, reduce-scatter,
   all-gather, all-to-all, collective-permute) with its per-device operand bytes, and the bytes
@@ -35,7 +35,9 @@ if __name__ == "__main__":  # the device count is read when JAX starts
     _devices = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--devices=")),
                     int(sys.argv[sys.argv.index("--devices") + 1])
                     if "--devices" in sys.argv else 4)
-    os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={_devices}")
+    _flags = os.environ.get("XLA_FLAGS", "")  # a device count already set wins
+    if "--xla_force_host_platform_device_count" not in _flags:
+        os.environ["XLA_FLAGS"] = f"{_flags} --xla_force_host_platform_device_count={_devices}"
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -129,7 +129,8 @@ def _launch_local(processes: int, argv: list[str]) -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    flags = os.environ.get("XLA_FLAGS", "")  # any XLA flags already set are kept
+    env = {**os.environ, "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count=2"}
     procs = [subprocess.Popen([sys.executable, __file__, *argv, "--coordinator",
                                f"localhost:{port}", "--num-processes", str(processes),
                                "--process-id", str(i)], env=env) for i in range(processes)]
