@@ -2,6 +2,7 @@
 the eval step, evaluate and fit."""
 
 import math
+import re
 
 import flax.linen as nn
 import jax
@@ -115,6 +116,26 @@ def test_donation_aliases_params_and_optimizer_state_in_the_compiled_step():
     for donate, expected in [(True, state_bytes + grad_bytes), (False, grad_bytes)]:
         compiled = make_train_step(_mse, opt, donate=donate).lower(state, _data()).compile()
         assert compiled.memory_analysis().alias_size_in_bytes == expected
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the fused kernel is a CPU kernel")
+def test_a_layer_stack_step_updates_its_parameters_in_place_with_no_copy():
+    """The default step on CPU (the fused kernel, one call over every leaf) writes each
+    parameter in its own buffer: no copy of any parameter in the compiled step. (An update per
+    leaf, the XLA rule's or optax's, makes XLA copy every layer's weight but the first: the
+    backward pass still reads it for the layers below after its own gradient is known.)"""
+    params = {f"w{i}": jnp.full((16, 16), 0.1) for i in range(3)}
+
+    def loss(p, x):
+        for w in p.values():
+            x = jnp.tanh(x @ w)
+        return jnp.mean(x ** 2)
+
+    opt = fl.optim.adam(lr=0.01)
+    state = TrainState.create(params, opt)
+    hlo = make_train_step(loss, opt).lower(state, jnp.ones((8, 16))).compile().as_text()
+    assert "FnlearnFused" in hlo
+    assert re.findall(r"= f64\[16,16\]\{[0-9,]+\} copy\(", hlo) == []
 
 
 def test_the_gradient_buffer_is_kept_and_reused_without_recompiling():
