@@ -138,6 +138,36 @@ def test_a_layer_stack_step_updates_its_parameters_in_place_with_no_copy():
     assert re.findall(r"= f64\[16,16\]\{[0-9,]+\} copy\(", hlo) == []
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the fused kernel is a CPU kernel")
+def test_a_weight_penalty_in_the_loss_costs_the_default_step_no_parameter_copy():
+    """The loss reads every weight outside its gradient's chain (``sum(w ** 2)``): the step
+    orders the kernel's in-place update after the loss (through the optimizer's step count),
+    so XLA copies no parameter (two per weight without the ordering); the numbers are those
+    of a step without it."""
+    params = {f"w{i}": jnp.full((16, 16), 0.1 * (i + 1)) for i in range(3)}
+
+    def loss(p, x):
+        return sum(jnp.sum(w ** 2) for w in p.values()) + jnp.mean(x)
+
+    opt = fl.optim.adam(lr=0.01)
+    step = make_train_step(loss, opt)
+    state = TrainState.create(params, opt)
+    hlo = step.lower(state, jnp.ones((8, 16))).compile().as_text()
+    assert "FnlearnFused" in hlo
+    assert re.findall(r"= f64\[16,16\]\{[0-9,]+\} copy\(", hlo) == []
+
+    @jax.jit
+    def plain(params, opt_state, x):  # the same step, no ordering asked for
+        grads = jax.grad(loss)(params, x)
+        return fl.optim.update_and_apply(opt, grads, opt_state, params)
+
+    got, want = state, jax.tree.map(jnp.copy, (params, state.opt_state))  # step donates
+    for _ in range(3):
+        got, _ = step(got, jnp.ones((8, 16)))
+        want = plain(*want, jnp.ones((8, 16)))
+    assert _bits(got.params) == _bits(want[0]) and _bits(got.opt_state) == _bits(want[1])
+
+
 def test_the_gradient_buffer_is_kept_and_reused_without_recompiling():
     opt = fl.optim.sgd(lr=0.1, momentum=0.9)
     step = make_train_step(_mse, opt)
