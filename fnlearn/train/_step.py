@@ -167,10 +167,13 @@ def make_train_step(
             params, opt_state, finite = _lbfgs_step(lbfgs, loss_and_grads, state, batch, loss,
                                                     grads)
         else:
+            opt_state = state.opt_state
             if sharding is not None:  # the optimizer reads gradients and params in its slices
                 grads, params = _constrain_to_update(sharding, grads, params)
-            params, opt_state = update_and_apply(optimizer, grads, _after(loss, state.opt_state),
-                                                 params)
+            else:  # sharded steps keep XLA's order: tied, a process whose peer died
+                # mid-step fails in gloo's transport, not with jax's "another task died"
+                opt_state = _after(loss, opt_state)
+            params, opt_state = update_and_apply(optimizer, grads, opt_state, params)
         metrics = {"loss": loss, "aux": aux} if has_aux else {"loss": loss}
         skipped = state.skipped
         if skip_nonfinite:
