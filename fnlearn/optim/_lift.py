@@ -33,8 +33,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+
 from .._tree import tree_map_tuple
-from .._typing import Params
+from .._typing import Array, Params
 from . import _fused
 from ._base import GradientTransformation, apply_updates, real_pairs, require_params
 
@@ -151,14 +154,38 @@ def fused_apply_of(optimizer: Any) -> Callable[[Params, Any, Params], tuple[Para
 
 
 def update_and_apply(
-    optimizer: Any, grads: Params, state: Any, params: Params
+    optimizer: Any, grads: Params, state: Any, params: Params, *, after: Array | None = None
 ) -> tuple[Params, Any]:
     """One optimizer step, ``(new_params, new_state)``: the fused in-place ``apply`` the
     optimizer carries (:func:`fused_apply_of`: fnlearn's elementwise optimizers unless built
     with ``fused=False``), else ``update`` followed by :func:`apply_updates` (any optax
-    ``GradientTransformation``). What :func:`fnlearn.train.make_train_step` runs."""
+    ``GradientTransformation``). What :func:`fnlearn.train.make_train_step` runs.
+
+    ``after`` (optional, e.g. the loss): the update runs after everything ``after`` needs.
+    Pass the loss when it reads the parameters outside their gradients' chain (a penalty
+    ``sum(w ** 2)``): without the order, XLA copies each such parameter before the in-place
+    update overwrites it. The numbers are the same either way (the state's scalar numbers,
+    its step counts, are multiplied by a 1 computed from ``after``); an optimizer whose state
+    has no scalar number (plain SGD) gets no order."""
+    if after is not None:
+        state = _after(after, state)
     apply = fused_apply_of(optimizer)
     if apply is not None:
         return apply(grads, state, params)
     updates, state = optimizer.update(grads, state, params)
     return apply_updates(params, updates), state
+
+
+def _after(value: Array, tree: Any) -> Any:
+    """``tree`` with the same values, its scalar number leaves computed after ``value``: each
+    is multiplied by a 1 that XLA cannot fold away (``1 - min(isnan(sum), 0)``)."""
+    one = 1 - jnp.minimum(jnp.any(jnp.isnan(value)).astype(jnp.int32), 0)
+
+    def tie(x: Any) -> Any:
+        if (isinstance(x, jax.Array) and x.ndim == 0
+                and (jnp.issubdtype(x.dtype, jnp.integer)
+                     or jnp.issubdtype(x.dtype, jnp.floating))):
+            return x * one.astype(x.dtype)
+        return x
+
+    return jax.tree.map(tie, tree)

@@ -167,13 +167,14 @@ def make_train_step(
             params, opt_state, finite = _lbfgs_step(lbfgs, loss_and_grads, state, batch, loss,
                                                     grads)
         else:
-            opt_state = state.opt_state
+            after = loss
             if sharding is not None:  # the optimizer reads gradients and params in its slices
                 grads, params = _constrain_to_update(sharding, grads, params)
-            else:  # sharded steps keep XLA's order: tied, a process whose peer died
-                # mid-step fails in gloo's transport, not with jax's "another task died"
-                opt_state = _after(loss, opt_state)
-            params, opt_state = update_and_apply(optimizer, grads, opt_state, params)
+                # sharded steps keep XLA's order: tied, a process whose peer died mid-step
+                # fails in gloo's transport, not with jax's "another task died"
+                after = None
+            params, opt_state = update_and_apply(optimizer, grads, state.opt_state, params,
+                                                 after=after)
         metrics = {"loss": loss, "aux": aux} if has_aux else {"loss": loss}
         skipped = state.skipped
         if skip_nonfinite:
@@ -203,24 +204,6 @@ def make_train_step(
                                        keep_unused=True, compiler_options=options))
     jitted = _explain_donation(jitted) if donate else jitted
     return jitted if lbfgs is None else _with_lbfgs_arrays(jitted, lbfgs)
-
-
-def _after(value: Array, tree: Any) -> Any:
-    """``tree`` with the same values, its scalar number leaves (step counts) computed after
-    ``value``: each is multiplied by a 1 that XLA cannot fold away. An in-place update that
-    reads them is then ordered after everything ``value`` needs, so XLA need not copy a
-    parameter that the loss reads outside its gradient's chain (a penalty on the weights,
-    ``sum(w ** 2)``) before overwriting it."""
-    one = 1 - jnp.minimum(jnp.isnan(value).astype(jnp.int32), 0)  # 1, NaN loss or not
-
-    def tie(x: Any) -> Any:
-        if (isinstance(x, jax.Array) and x.ndim == 0
-                and (jnp.issubdtype(x.dtype, jnp.integer)
-                     or jnp.issubdtype(x.dtype, jnp.floating))):
-            return x * one.astype(x.dtype)
-        return x
-
-    return jax.tree.map(tie, tree)
 
 
 def _lbfgs_step(opts: Any, loss_and_grads: Callable, state: TrainState, batch: Any,
