@@ -21,6 +21,10 @@
 // ISA (target_clones) and the widest the CPU supports is chosen when the library loads. The
 // rules use no fused multiply-add (-ffp-contract=off) and only correctly rounded operations,
 // so every variant gives the same bits.
+//
+// The build compiles this file as three translation units at once (_fused_build.py), picked
+// by FNL_UNIT: 1 the float32 loops, 2 the float64 loops (each all ISAs x all rules: most of
+// the compile time), 3 the FFI handlers and the contract; undefined, all of it in one unit.
 
 #include <algorithm>
 #include <atomic>
@@ -33,9 +37,16 @@
 #include <type_traits>
 #include <vector>
 
+#ifndef FNL_UNIT
+#define FNL_UNIT 0
+#endif
+#define FNL_IN_UNIT(n) (FNL_UNIT == 0 || FNL_UNIT == (n))
+
+#if FNL_IN_UNIT(3)
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+#endif
 
 namespace {
 
@@ -402,9 +413,12 @@ inline void Loop(Kind kind, int64_t f, int64_t lo, int64_t hi, R* p, const R* g,
 #undef B
 }
 
+}  // namespace
+
 // The loops' entry points, compiled once per vector ISA on x86 (an ifunc picks the widest the
 // CPU has when the library loads); flatten inlines Loop and the rules into each variant, so
-// the whole loop is generated for that ISA.
+// the whole loop is generated for that ISA. External (called from the FFI unit), so the kind
+// crosses as an int.
 #if defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones) && __has_attribute(flatten)
 #define FNL_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default"), flatten))
@@ -414,24 +428,41 @@ inline void Loop(Kind kind, int64_t f, int64_t lo, int64_t hi, R* p, const R* g,
 #define FNL_MULTIVERSION
 #endif
 
-FNL_MULTIVERSION void LoopF32(Kind kind, int64_t f, int64_t lo, int64_t hi, float* p,
-                              const float* g, const float* s, float* const* st) {
-  Loop<float>(kind, f, lo, hi, p, g, s, st);
-}
+namespace fnlearn_fused {
 
-FNL_MULTIVERSION void LoopF64(Kind kind, int64_t f, int64_t lo, int64_t hi, double* p,
-                              const double* g, const double* s, double* const* st) {
-  Loop<double>(kind, f, lo, hi, p, g, s, st);
+#define FNL_LOOP_SIGNATURE(name, R)                                                       \
+  void name(int kind, int64_t f, int64_t lo, int64_t hi, R* p, const R* g, const R* s, \
+            R* const* st)
+
+#if FNL_IN_UNIT(1)
+FNL_MULTIVERSION FNL_LOOP_SIGNATURE(LoopF32, float) {
+  Loop<float>(static_cast<Kind>(kind), f, lo, hi, p, g, s, st);
 }
+#else
+FNL_LOOP_SIGNATURE(LoopF32, float);
+#endif
+
+#if FNL_IN_UNIT(2)
+FNL_MULTIVERSION FNL_LOOP_SIGNATURE(LoopF64, double) {
+  Loop<double>(static_cast<Kind>(kind), f, lo, hi, p, g, s, st);
+}
+#else
+FNL_LOOP_SIGNATURE(LoopF64, double);
+#endif
+
+}  // namespace fnlearn_fused
+
+#if FNL_IN_UNIT(3)
+namespace {
 
 inline void LoopOf(Kind kind, int64_t f, int64_t lo, int64_t hi, float* p, const float* g,
                    const float* s, float* const* st) {
-  LoopF32(kind, f, lo, hi, p, g, s, st);
+  fnlearn_fused::LoopF32(static_cast<int>(kind), f, lo, hi, p, g, s, st);
 }
 
 inline void LoopOf(Kind kind, int64_t f, int64_t lo, int64_t hi, double* p, const double* g,
                    const double* s, double* const* st) {
-  LoopF64(kind, f, lo, hi, p, g, s, st);
+  fnlearn_fused::LoopF64(static_cast<int>(kind), f, lo, hi, p, g, s, st);
 }
 
 struct Progress {
@@ -587,3 +618,4 @@ FNL_KINDS(FNL_KERNEL)
 extern "C" __attribute__((visibility("default"))) const char* FnlearnFusedContract() {
   return "source " FNL_SOURCE_SHA256 "\n" FNL_FLAGS(FNL_FLAG_LINE) FNL_KINDS(FNL_KERNEL_LINE);
 }
+#endif  // FNL_IN_UNIT(3)

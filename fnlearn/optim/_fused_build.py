@@ -36,8 +36,11 @@ PACKAGED_NAME = "_fused_kernels"
 # -fno-math-errno lets sqrt vectorize (it changes no value); -ffp-contract=off keeps a * b + c
 # two roundings, as the rule is written; -fopenmp-simd only reads the `omp simd` hints (threads
 # come from XLA's own pool, not from an OpenMP runtime)
-FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-w"]
+FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-std=c++17", "-fPIC", "-w"]
 SIMD_HINTS = "-fopenmp-simd"
+#: The translation units (``-DFNL_UNIT=``): the float32 loops, the float64 loops, the FFI
+#: handlers; compiled at once, the build takes the time of the longest, not of all three.
+UNITS = (1, 2, 3)
 
 
 def source_sha256() -> str:
@@ -91,16 +94,29 @@ def compile_library(out: Path, cxx: str | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         part = Path(tmp) / out.name
-        base = [cxx, *FLAGS, f'-DFNL_SOURCE_SHA256="{source_sha256()}"',
-                f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(part)]
-        res = subprocess.run([*base[:1], SIMD_HINTS, *base[1:]], capture_output=True, text=True)
-        if res.returncode != 0:  # a compiler without -fopenmp-simd: same numbers
-            res = subprocess.run(base, capture_output=True, text=True)
-        if res.returncode != 0:
+        common = [*FLAGS, f'-DFNL_SOURCE_SHA256="{source_sha256()}"',
+                  f"-I{jax.ffi.include_dir()}", "-c", str(SOURCE)]
+        objects = [Path(tmp) / f"unit{u}.o" for u in UNITS]
+        units = [[f"-DFNL_UNIT={u}", "-o", str(o)] for u, o in zip(UNITS, objects, strict=True)]
+        failed = _run_all([[cxx, SIMD_HINTS, *common, *unit] for unit in units])
+        if failed:  # a compiler without -fopenmp-simd: same numbers
+            failed = _run_all([[cxx, *common, *unit] for unit in units])
+        failed = failed or _run_all([[cxx, "-shared", "-fPIC", *map(str, objects), "-o",
+                                      str(part)]])
+        if failed:
             raise RuntimeError(f"building {SOURCE.name} with {cxx!r} failed:\n"
-                               f"{res.stderr[-2000:]}")
+                               f"{failed[-2000:]}")
         os.replace(part, out)
     return out
+
+
+def _run_all(commands: list[list[str]]) -> str:
+    """Run the commands at once; the standard error of those that failed ('' if none did)."""
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for c in commands]
+    errors = [p.communicate()[1] for p in procs]
+    return "".join(e or f"exit status {p.returncode}\n"
+                   for p, e in zip(procs, errors, strict=True) if p.returncode != 0)
 
 
 def build(force: bool = False) -> Path:
