@@ -3,9 +3,14 @@ baseline measured in the same run.
 
     python benchmarks/train_step_goals.py [--size 16M] [--leaves 500] [--reps 5] [--rounds 3]
                                           [--optimizers adam,sgd,rmsprop,adagrad,adamw]
+                                          [--model toy|stack]
 
-The model is benchmarks/train_step_many_leaves.py's toy: each leaf a (k, 64) matrix W_i,
-loss = sum_i ||W_i @ X||^2, so every gradient comes out of a dot (a buffer of its own), float32.
+``--model toy`` (the default) is benchmarks/train_step_many_leaves.py's toy: each leaf a (k, 64)
+matrix W_i, loss = sum_i ||W_i @ X||^2, so every gradient comes out of a dot (a buffer of its
+own), float32. ``--model stack`` is a layer stack, ``--leaves`` square tanh layers
+(``x <- tanh(x @ W_i)``, batch 32, mean square of the output): its backward pass reads each
+weight for the layers below after that weight's gradient is known, so an update per leaf (the
+XLA rule, optax) makes XLA copy every weight but the first before updating it in place.
 Three groups, each built (compiled) once and then timed in ``--rounds`` interleaved rounds
 (median of ``--reps`` steps per round, median over rounds):
 
@@ -64,6 +69,23 @@ def model(size: str, leaves: int):
     return params, x, loss_fn
 
 
+def stack_model(size: str, layers: int):
+    """``layers`` square tanh layers with ``size`` parameters in all (float32), batch 32."""
+    n = int(float(size[:-1]) * 2**20) if size.endswith("M") else int(size)
+    width = int(np.sqrt(n / layers))
+    rng = np.random.default_rng(0)
+    params = {f"w{i:03d}": jnp.asarray(rng.standard_normal((width, width)) / np.sqrt(width),
+                                       jnp.float32) for i in range(layers)}
+    x = jnp.asarray(rng.standard_normal((32, width)), jnp.float32)
+
+    def loss_fn(p, b):
+        for w in jax.tree.leaves(p):
+            b = jnp.tanh(b @ w)
+        return jnp.mean(b ** 2)
+
+    return params, x, loss_fn
+
+
 def copy(tree):
     return jax.tree.map(jnp.copy, tree)
 
@@ -85,6 +107,28 @@ def own_step(loss_fn, opt, params, x, apply_updates):
 
     def run():
         live[0], live[1], loss = jitted(live[0], live[1], x)
+        jax.block_until_ready(loss)
+
+    return timed_first(run)
+
+
+def own_step_kept(loss_fn, opt, params, x):
+    """The user's own step written as docs/guides/performance.md recommends on CPU:
+    ``update_and_apply``, and the gradient returned and passed back donated on the next call
+    (``step(grads, params, state, batch)``), so it is written in place."""
+
+    def step(g_buffer, p, s, b):
+        del g_buffer
+        loss, g = jax.value_and_grad(loss_fn)(p, b)
+        p, s = optim.update_and_apply(opt, g, s, p, after=loss)
+        return g, p, s, loss
+
+    jitted = jax.jit(step, donate_argnums=(0, 1, 2), keep_unused=True)
+    live = [jax.tree.map(jnp.zeros_like, params), copy(params), opt.init(params)]
+
+    def run():
+        *out, loss = jitted(*live, x)
+        live[:] = out
         jax.block_until_ready(loss)
 
     return timed_first(run)
@@ -148,14 +192,16 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--no-own", action="store_true", help="skip the own-step group")
     ap.add_argument("--no-train-step", action="store_true",
                     help="only the own-step group")
+    ap.add_argument("--model", choices=("toy", "stack"), default="toy")
     ap.add_argument("--name", default="train_step_goals")
     a = ap.parse_args(argv)
-    params, x, loss_fn = model(a.size, a.leaves)
+    params, x, loss_fn = (model if a.model == "toy" else stack_model)(a.size, a.leaves)
     n = sum(p.size for p in jax.tree.leaves(params))
     rows = []
 
     def row(group, variant, ms, first, baseline, ratio, **extra):
-        rows.append(dict(group=group, variant=variant, leaves=a.leaves, params=n, step_ms=ms,
+        rows.append(dict(group=group, variant=variant, model=a.model, leaves=a.leaves, params=n,
+                         step_ms=ms,
                          first_call_s=first, baseline=baseline, ratio=ratio, **extra))
         print(rows[-1], flush=True)
 
@@ -192,6 +238,9 @@ def main(argv=None) -> list[dict]:
         loss_fn, optim.adam(1e-3), params, x, optim.apply_updates)
     runs["own step, fnlearn update_and_apply"], firsts["own step, fnlearn update_and_apply"] = (
         own_step(loss_fn, optim.adam(1e-3), params, x, None))
+    runs["own step, update_and_apply, kept gradient"], firsts[
+        "own step, update_and_apply, kept gradient"] = own_step_kept(loss_fn, optim.adam(1e-3),
+                                                                     params, x)
     runs["own step, optax.adam"], firsts["own step, optax.adam"] = own_step(
         loss_fn, optax.adam(1e-3), params, x, optax.apply_updates)
     runs["loss+grads, fresh"], firsts["loss+grads, fresh"] = grads_only(loss_fn, params, x, False)
@@ -208,12 +257,13 @@ def main(argv=None) -> list[dict]:
             first_ratio=firsts[name] / firsts[base], marginal_ms=marginal,
             ceiling_ms=ceiling_ms, marginal_over_ceiling=marginal / ceiling_ms
             if ceiling_ms else None)
-    for own in ("own step, fnlearn adam", "own step, fnlearn update_and_apply"):
+    for own in ("own step, fnlearn adam", "own step, fnlearn update_and_apply",
+                "own step, update_and_apply, kept gradient"):
+        grads = "loss+grads, kept" if own.endswith("kept gradient") else "loss+grads, fresh"
         row("make_train_step", own, ms[own], firsts[own], base, ms[own] / ms[base],
             first_ratio=firsts[own] / firsts[base],
-            marginal_ms=ms[own] - ms["loss+grads, fresh"], ceiling_ms=ceiling_ms,
-            marginal_over_ceiling=(ms[own] - ms["loss+grads, fresh"]) / ceiling_ms
-            if ceiling_ms else None)
+            marginal_ms=ms[own] - ms[grads], ceiling_ms=ceiling_ms,
+            marginal_over_ceiling=(ms[own] - ms[grads]) / ceiling_ms if ceiling_ms else None)
     for name in (base, "loss+grads, fresh", "loss+grads, kept"):
         marginal = ms[name] - ms["loss+grads, fresh"] if name == base else None
         row("make_train_step", name, ms[name], firsts[name], None, None, marginal_ms=marginal,

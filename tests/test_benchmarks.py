@@ -78,9 +78,11 @@ def test_peak_memory_runs(bench):
 
     rows = peak_memory.main(["--size", "65536", "--leaves", "5", "--steps", "1"])
     fused = {"fnlearn-fused"} if jax.default_backend() == "cpu" else set()
-    assert {r["variant"] for r in rows} == {"fnlearn-flat", "fnlearn-tree", "optax",
+    assert {r["variant"] for r in rows} == {"grads-only", "fnlearn-flat", "fnlearn-tree", "optax",
                                             "fnlearn-train-step", *fused}
     assert all(r["peak_over_base_mb"] > 0 and r["step_ratio"] > 0 for r in rows)
+    assert all(r["ratio_with_compile"] >= r["ratio"] and r["step_compile_mb"] >= 0
+               for r in rows)
 
 
 @pytest.mark.exhaustive  # a whole-step benchmark; smaller smoke tests run by default
@@ -138,8 +140,12 @@ def test_train_step_goals_runs(bench):
     assert {("own step", "fnlearn sgd"), ("own step", "fnlearn update_and_apply sgd"),
             ("own step", "optax sgd")} <= set(variants)
     assert {"make_train_step, default", "make_train_step, flat=True", "own step, optax.adam",
-            "loss+grads, kept"} <= {v for _, v in variants}
+            "own step, update_and_apply, kept gradient", "loss+grads, kept"} <= {
+                v for _, v in variants}
     assert all(r["step_ms"] > 0 for r in rows)
+    stack = train_step_goals.main(["--model", "stack", "--size", "8192", "--leaves", "2",
+                                   "--reps", "1", "--rounds", "1", "--no-own"])
+    assert all(r["model"] == "stack" and r["step_ms"] > 0 for r in stack)
 
 
 @pytest.mark.exhaustive  # a whole-step benchmark; smaller smoke tests run by default
