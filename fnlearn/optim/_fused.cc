@@ -434,20 +434,18 @@ namespace fnlearn_fused {
   void name(int kind, int64_t f, int64_t lo, int64_t hi, R* p, const R* g, const R* s, \
             R* const* st)
 
-#if FNL_IN_UNIT(1)
-FNL_MULTIVERSION FNL_LOOP_SIGNATURE(LoopF32, float) {
-  Loop<float>(static_cast<Kind>(kind), f, lo, hi, p, g, s, st);
-}
-#else
-FNL_LOOP_SIGNATURE(LoopF32, float);
-#endif
+#define FNL_LOOP_DEFINITION(name, R)                                \
+  FNL_MULTIVERSION FNL_LOOP_SIGNATURE(name, R) {                    \
+    Loop<R>(static_cast<Kind>(kind), f, lo, hi, p, g, s, st);       \
+  }
 
-#if FNL_IN_UNIT(2)
-FNL_MULTIVERSION FNL_LOOP_SIGNATURE(LoopF64, double) {
-  Loop<double>(static_cast<Kind>(kind), f, lo, hi, p, g, s, st);
-}
-#else
+FNL_LOOP_SIGNATURE(LoopF32, float);
 FNL_LOOP_SIGNATURE(LoopF64, double);
+#if FNL_IN_UNIT(1)
+FNL_LOOP_DEFINITION(LoopF32, float)
+#endif
+#if FNL_IN_UNIT(2)
+FNL_LOOP_DEFINITION(LoopF64, double)
 #endif
 
 }  // namespace fnlearn_fused
