@@ -165,8 +165,9 @@ def update_and_apply(
     Pass the loss when it reads the parameters outside their gradients' chain (a penalty
     ``sum(w ** 2)``): without the order, XLA copies each such parameter before the in-place
     update overwrites it. The numbers are the same either way (the state's scalar numbers,
-    its step counts, are multiplied by a 1 computed from ``after``); an optimizer whose state
-    has no scalar number (plain SGD) gets no order."""
+    its step counts, are multiplied by a 1 computed from ``after``; every fnlearn optimizer
+    has a step count), and a state with no scalar number (``optax.sgd`` without momentum)
+    gets no order."""
     if after is not None:
         state = _after(after, state)
     apply = fused_apply_of(optimizer)
@@ -178,7 +179,7 @@ def update_and_apply(
 
 def _after(value: Array, tree: Any) -> Any:
     """``tree`` with the same values, its scalar number leaves computed after ``value``: each
-    is multiplied by a 1 that XLA cannot fold away (``1 - min(isnan(sum), 0)``)."""
+    is multiplied by a 1 that XLA cannot fold away (``1 - min(any(isnan(value)), 0)``)."""
     one = 1 - jnp.minimum(jnp.any(jnp.isnan(value)).astype(jnp.int32), 0)
 
     def tie(x: Any) -> Any:
