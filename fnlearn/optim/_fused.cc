@@ -431,9 +431,10 @@ inline void Loop(Kind kind, int64_t f, int64_t lo, int64_t hi, R* p, const R* g,
 namespace fnlearn_fused {
 
 // hidden: shared by this library's units, not exported from it
-#define FNL_LOOP_SIGNATURE(name, R)                                                       \
-  __attribute__((visibility("hidden"))) void name(int kind, int64_t f, int64_t lo, int64_t hi, R* p, const R* g, const R* s, \
-            R* const* st)
+#define FNL_LOOP_SIGNATURE(name, R)                                                  \
+  __attribute__((visibility("hidden"))) void name(int kind, int64_t f, int64_t lo, \
+                                                  int64_t hi, R* p, const R* g,     \
+                                                  const R* s, R* const* st)
 
 #define FNL_LOOP_DEFINITION(name, R)                                \
   FNL_MULTIVERSION FNL_LOOP_SIGNATURE(name, R) {                    \

@@ -167,14 +167,12 @@ def make_train_step(
             params, opt_state, finite = _lbfgs_step(lbfgs, loss_and_grads, state, batch, loss,
                                                     grads)
         else:
-            after = loss
             if sharding is not None:  # the optimizer reads gradients and params in its slices
                 grads, params = _constrain_to_update(sharding, grads, params)
-                # sharded steps keep XLA's order: tied, a process whose peer died mid-step
-                # fails in gloo's transport, not with jax's "another task died"
-                after = None
+            # sharded steps keep XLA's order: tied, a process whose peer died mid-step fails
+            # in gloo's transport, not with jax's "another task died"
             params, opt_state = update_and_apply(optimizer, grads, state.opt_state, params,
-                                                 after=after)
+                                                 after=loss if sharding is None else None)
         metrics = {"loss": loss, "aux": aux} if has_aux else {"loss": loss}
         skipped = state.skipped
         if skip_nonfinite:
