@@ -7,12 +7,12 @@ The algorithm (torch's, with its symbols) is in :func:`sparse_adam`'s docstring:
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import sparse
 
 from .._typing import Array, Params, ScalarOrSchedule
 from .._validate import check_range, hyperparameter, is_number
@@ -171,10 +171,18 @@ def _one_minus(beta: Any, dtype: np.dtype) -> Array:
     return 1 - jnp.asarray(beta, dtype)
 
 
+def _is_bcoo(grad: Any) -> bool:
+    """Whether ``grad`` is a ``jax.experimental.sparse.BCOO``, asked of the module only where it
+    is loaded (a BCOO cannot exist before): importing it imports scipy.sparse, two thirds of
+    ``import fnlearn``'s own time."""
+    sparse = sys.modules.get("jax.experimental.sparse")
+    return sparse is not None and isinstance(grad, sparse.BCOO)
+
+
 def _rows(grad: Any, shape: tuple[int, ...]) -> tuple[Array, Array, int]:
     """``(row_ids, values, n_rows)``: the gradient as rows of the parameter reshaped to
     ``(n_rows, *dense_shape)``; out-of-range ids (BCOO padding) are ``>= n_rows``."""
-    if isinstance(grad, sparse.BCOO):
+    if _is_bcoo(grad):
         if tuple(grad.shape) != tuple(shape):
             raise ValueError(f"sparse_adam: a gradient of shape {tuple(grad.shape)} for a "
                              f"parameter of shape {tuple(shape)}")

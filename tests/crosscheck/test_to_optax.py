@@ -213,19 +213,3 @@ def test_repr_shows_the_transform():
     eq = cc.to_optax("adam", lr=1e-2)
     assert repr(eq).startswith(
         "OptaxEquivalent(transform=<optax.adam(0.01, b1=0.9, b2=0.999, eps=1e-08)>, exact=True")
-
-
-def test_crosscheck_is_an_attribute_of_fnlearn_after_import_fnlearn():
-    """``import fnlearn`` then ``fnlearn.crosscheck.to_optax``: imported on first access."""
-    import subprocess
-    import sys
-
-    code = ("import sys, fnlearn; assert 'fnlearn.crosscheck' not in sys.modules; "
-            "print(fnlearn.crosscheck.to_optax('sgd').exact, 'crosscheck' in dir(fnlearn))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=120)
-    assert out.stdout.split() == ["True", "True"]
-    import fnlearn
-
-    with pytest.raises(AttributeError, match="has no attribute 'crosschek'"):
-        fnlearn.crosschek  # noqa: B018
