@@ -286,11 +286,12 @@ class _KeptGradient:
 
     def __call__(self, state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
         params = state.params
-        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(params)):
+        leaves, structure = jax.tree.flatten(params)
+        if any(isinstance(x, jax.core.Tracer) for x in leaves):
             _, state, metrics = self._jitted(_zeros_like(params), state, batch)
             return state, metrics
         kept, self._kept = self._kept, None  # taken, so a concurrent call makes its own
-        if kept is None or not _same_buffers(kept, params):
+        if kept is None or not _same_buffers(kept, leaves, structure):
             kept = _zeros_like(params)
         self._kept, state, metrics = self._jitted(kept, state, batch)
         return state, metrics
@@ -305,15 +306,17 @@ def _zeros_like(params: Params) -> Params:
     return jax.tree.map(jnp.zeros_like, params)
 
 
-def _same_buffers(kept: Params, params: Params) -> bool:
-    """Whether ``kept`` can hold ``params``' gradient: same structure, shapes, dtypes and
-    shardings, and not deleted."""
-    a, tree_a = jax.tree.flatten(kept)
-    b, tree_b = jax.tree.flatten(params)
-    return tree_a == tree_b and all(
-        not x.is_deleted() and x.shape == y.shape and x.dtype == y.dtype
-        and (not isinstance(y, jax.Array) or x.sharding == y.sharding)
-        for x, y in zip(a, b, strict=True))
+def _same_buffers(kept: Params, leaves: list[Any], structure: Any) -> bool:
+    """Whether ``kept`` can hold the gradient of the params flattened to ``leaves`` and
+    ``structure``: same structure, shapes, dtypes and shardings (of the params that are JAX
+    arrays), and not deleted. Runs on every step: the per-leaf facts are compared as two
+    lists, one C-level comparison rather than a Python test per leaf."""
+    held, held_structure = jax.tree.flatten(kept)
+    if held_structure != structure or any(x.is_deleted() for x in held):
+        return False
+    return ([(x.shape, x.dtype, x.sharding) for x in held]
+            == [(y.shape, y.dtype, y.sharding if isinstance(y, jax.Array) else x.sharding)
+                for x, y in zip(held, leaves, strict=True)])
 
 
 def _check_compiler_options(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
