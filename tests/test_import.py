@@ -1,6 +1,6 @@
 """What ``import fnlearn`` loads, in a fresh interpreter: never torch (fnlearn.interop.torch
-included), not jax.experimental.sparse (a BCOO gradient brings it; importing it costs two
-thirds of fnlearn's own import time), and fnlearn.crosscheck only on first access."""
+included), not jax.experimental.sparse (a BCOO gradient brings it; importing it is the larger
+part of fnlearn's own import time), and fnlearn.crosscheck only on first access."""
 
 import json
 import subprocess

@@ -173,8 +173,8 @@ def _one_minus(beta: Any, dtype: np.dtype) -> Array:
 
 def _is_bcoo(grad: Any) -> bool:
     """Whether ``grad`` is a ``jax.experimental.sparse.BCOO``, asked of the module only where it
-    is loaded (a BCOO cannot exist before): importing it imports scipy.sparse, two thirds of
-    ``import fnlearn``'s own time."""
+    is loaded (a BCOO cannot exist before): importing it imports scipy.sparse, the larger part
+    of ``import fnlearn``'s own time."""
     sparse = sys.modules.get("jax.experimental.sparse")
     return sparse is not None and isinstance(grad, sparse.BCOO)
 
