@@ -2,6 +2,11 @@
 raises; warnings are errors (pyproject's filterwarnings, with named upstream exceptions); XLA
 compiles for a fast test run (tests/_xla.py), set before JAX's backend starts."""
 
+import os
+import sys
+
+import pytest
+
 from tests import _xla
 
 _xla.configure()
@@ -28,3 +33,14 @@ def pytest_configure(config):
             _fused_build.build()
         except RuntimeError as e:
             print(f"conftest: the fused kernel library was not built: {e}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """An xdist worker leaves without the interpreter's teardown: its results are sent by now,
+    and freeing its thousands of compiled programs one by one takes seconds (about 2 ms
+    each) that the whole run would wait for."""
+    if hasattr(config, "workerinput"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -34,6 +34,11 @@ def test_compile_fast_flags_are_added_unless_asked_for_defaults_or_set(monkeypat
     assert _xla.os.environ["XLA_FLAGS"] == ""
 
 
+def test_the_flag_probe_tells_known_flags_from_unknown_ones():
+    assert _xla._known(" ".join(_xla.COMPILE_FAST))
+    assert not _xla._known("--xla_no_such_flag_in_any_jaxlib=1")
+
+
 class _Factory:
     def __init__(self, base: Path):
         self.base = base
