@@ -12,8 +12,9 @@ a side effect of constructing or running an optimizer.
 The code is portable (no ``-march=native``): the loops are compiled once per x86 vector ISA
 (AVX-512, AVX2, baseline) and the widest the CPU has is chosen when the library loads.
 
-This module imports only the standard library (and JAX, for the FFI headers, when it
-compiles), so ``setup.py`` runs it without importing fnlearn.
+This module imports only the standard library (and jaxlib, for the FFI headers, when it
+compiles), so ``setup.py`` runs it without importing fnlearn, in a build environment that
+needs jaxlib alone.
 """
 
 from __future__ import annotations
@@ -74,6 +75,23 @@ def packaged_paths() -> list[Path]:
     return [here / f"{PACKAGED_NAME}{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
 
 
+def ffi_include_dir() -> Path:
+    """The XLA FFI headers jaxlib ships (``jax.ffi.include_dir()`` names the same folder),
+    found without importing JAX.
+
+    Raises:
+      RuntimeError: jaxlib is missing or has no FFI headers.
+    """
+    try:
+        import jaxlib
+    except ImportError as e:
+        raise RuntimeError("jaxlib is not installed (the XLA FFI headers come with it)") from e
+    include = Path(jaxlib.__file__).parent / "include"
+    if not (include / "xla" / "ffi" / "api" / "ffi.h").is_file():
+        raise RuntimeError(f"jaxlib has no XLA FFI headers under {include}")
+    return include
+
+
 def compile_library(out: Path, cxx: str | None = None) -> Path:
     """Compile ``_fused.cc`` into ``out``, atomically (a concurrent reader never sees half a
     file; a failed build leaves nothing behind).
@@ -85,8 +103,6 @@ def compile_library(out: Path, cxx: str | None = None) -> Path:
     Raises:
       RuntimeError: the compiler is missing or fails; the message carries its output.
     """
-    import jax  # the FFI headers; imported here so that naming paths needs no JAX
-
     cxx = cxx or os.environ.get("CXX", "c++")
     if shutil.which(cxx) is None:
         raise RuntimeError(f"the C++ compiler {cxx!r} was not found (install one, or set CXX)")
@@ -95,7 +111,7 @@ def compile_library(out: Path, cxx: str | None = None) -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         part = Path(tmp) / out.name
         common = [*FLAGS, f'-DFNL_SOURCE_SHA256="{source_sha256()}"',
-                  f"-I{jax.ffi.include_dir()}", "-c", str(SOURCE)]
+                  f"-I{ffi_include_dir()}", "-c", str(SOURCE)]
         objects = [Path(tmp) / f"unit{u}.o" for u in UNITS]
         units = [[f"-DFNL_UNIT={u}", "-o", str(o)] for u, o in zip(UNITS, objects, strict=True)]
         failed = _run_all([[cxx, SIMD_HINTS, *common, *unit] for unit in units])
