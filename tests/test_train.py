@@ -233,9 +233,14 @@ def test_accumulation_equals_torch_style_loop_over_micro_batches():
     """The update equals the mean of per-micro-batch gradients (loss/K; backward; step)."""
     opt = optax.sgd(0.1)
     x, y = _data(n=8)
-    grads = [jax.grad(_mse)(_params(), (x[i : i + 2], y[i : i + 2])) for i in range(0, 8, 2)]
-    mean_grad = jax.tree.map(lambda *g: sum(g) / 4, *grads)
-    want = optax.apply_updates(_params(), opt.update(mean_grad, opt.init(_params()))[0])
+
+    @jax.jit  # the expected update as one program
+    def torch_style(params, x, y):
+        grads = [jax.grad(_mse)(params, (x[i : i + 2], y[i : i + 2])) for i in range(0, 8, 2)]
+        mean_grad = jax.tree.map(lambda *g: sum(g) / 4, *grads)
+        return optax.apply_updates(params, opt.update(mean_grad, opt.init(params))[0])
+
+    want = torch_style(_params(), x, y)
     state, _ = make_train_step(_mse, opt, accumulate_steps=4)(TrainState.create(_params(), opt),
                                                                (x, y))
     for got, w in zip(jax.tree.leaves(state.params), jax.tree.leaves(want), strict=True):

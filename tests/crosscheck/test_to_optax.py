@@ -3,6 +3,7 @@
 transform; the defaults table is fnlearn's."""
 
 import inspect
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ from fnlearn import optim
 from fnlearn.crosscheck import _compare, _optim_cases
 from fnlearn.crosscheck._optax_map import TORCH_DEFAULTS
 from tests._once import once_per_run
+from tests._tiers import first_of_each
 
 STEPS = 100
 
@@ -61,34 +63,63 @@ def _cases():
 
 
 CASES = _cases()
+#: the cases test_documented_magnitudes reads
+MAGNITUDES = ("adam-amsgrad=True", "sgd-lr=0.01-momentum=0.9-dampening=0.5", "adagrad",
+              "adagrad-eps=0.01", "radam", "rprop")
+_EXTRA_IDS = {e[0] for e in EXTRA}
+
+
+def _tiered(cases):
+    """The default tier keeps each algorithm's first case, the first with an lr schedule and
+    the documented magnitudes' cases; the others (EXTRA's all) are exhaustive."""
+    params = [pytest.param(c[0], id=c[0],
+                           marks=(pytest.mark.exhaustive,) if c[0] in _EXTRA_IDS else ())
+              for c in cases]
+    scheduled = {c[0] for c in cases if any(callable(v) for v in c[2].values())}
+    return first_of_each(params, lambda case_id: case_id if case_id in MAGNITUDES else (
+        "schedule" if case_id in scheduled else case_id.split("-")[0]))
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    return once_per_run(tmp_path_factory, "to_optax_runs", _runs)
+def runs(request, tmp_path_factory):
+    """The runs of the cases this session collected (each case runs on its own state, so a
+    subset computes the same numbers) and of the documented magnitudes'."""
+    module = sys.modules[__name__]
+    wanted = {item.callspec.params["case_id"] for item in request.session.items
+              if getattr(item, "module", None) is module and hasattr(item, "callspec")
+              and "case_id" in item.callspec.params}
+    wanted.update(MAGNITUDES)
+    cases = [c for c in CASES if c[0] in wanted]
+    name = f"to_optax_runs_{len(cases)}"
+    return once_per_run(tmp_path_factory, name, lambda: _runs(cases))
 
 
-def _runs():
-    """All fnlearn optimizers, their to_optax transforms and the transforms built from the
-    printed expressions, run in ONE compile on the same 100 gradients: each case's
-    ``(exact, reason, reports, refs)``."""
+def _runs(cases):
+    """The fnlearn optimizers of ``cases`` and their to_optax transforms run in ONE compile
+    on the same 100 gradients, and again with each transform built from its printed
+    expression in its place (an identical program where the printed code builds the same
+    transform: XLA's fast code generation may round the same transform differently in two
+    places of one program): each case's ``(exact, reason, reports, refs)``."""
     params = {"w": jnp.asarray(np.random.default_rng(0).standard_normal((4, 3))),
               "b": jnp.zeros(3)}
     with _compare.precision("float64"):
         grads = cc.make_grads(params, STEPS, key=1)
-        transforms, slots = [], {}
-        for case_id, algorithm, options in CASES:
+        given, printed, slots = [], [], {}
+        for case_id, algorithm, options in cases:
             eq = cc.to_optax(algorithm, **options)
-            built = [getattr(optim, algorithm)(**options), eq.transform]
-            if not any(callable(v) for v in options.values()):
-                built.append(eval(eq.expression, {"optax": optax, "jnp": jnp}))  # printed code
-            slots[case_id] = (eq, len(transforms), len(built))
-            transforms += built
-        trajs = _compare.jax_trajectories(transforms, params, grads)
+            fl = getattr(optim, algorithm)(**options)
+            has_printed = not any(callable(v) for v in options.values())
+            slots[case_id] = (eq, len(given), has_printed)
+            given += [fl, eq.transform]
+            printed += [fl, eval(eq.expression, {"optax": optax, "jnp": jnp})  # printed code
+                        if has_printed else eq.transform]
+        trajs = _compare.jax_trajectories(given, params, grads)
+        printed_trajs = _compare.jax_trajectories(printed, params, grads)
     p0 = [np.asarray(p) for p in jax.tree.leaves(params)]
     out = {}
-    for case_id, (eq, start, n) in slots.items():
-        fl, *refs = trajs[start:start + n]
+    for case_id, (eq, start, has_printed) in slots.items():
+        fl, ref = trajs[start:start + 2]
+        refs = [ref, printed_trajs[start + 1]] if has_printed else [ref]
         reports = [_compare.report_from(fl, ref, p0, a="fnlearn", b=eq.expression,
                                         leaves=("b", "w"), dtype="float64", rtol=1e-10,
                                         atol=0.0) for ref in refs]
@@ -96,7 +127,7 @@ def _runs():
     return out
 
 
-@pytest.mark.parametrize("case_id", [c[0] for c in CASES])
+@pytest.mark.parametrize("case_id", _tiered(CASES))
 def test_exact_iff_it_matches(runs, case_id):
     exact, reason, reports, _ = runs[case_id]
     report = reports[0]
@@ -108,8 +139,8 @@ def test_exact_iff_it_matches(runs, case_id):
         assert reason
 
 
-@pytest.mark.parametrize("case_id", [c[0] for c in CASES
-                                     if not any(callable(v) for v in c[2].values())])
+@pytest.mark.parametrize("case_id", _tiered(
+    [c for c in CASES if not any(callable(v) for v in c[2].values())]))
 def test_printed_expression_builds_the_same_transform(runs, case_id):
     *_, refs = runs[case_id]
     for a, b in zip(refs[0], refs[1], strict=True):

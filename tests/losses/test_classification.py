@@ -27,14 +27,27 @@ from fnlearn.losses import (
 )
 from tests._tiers import one_in
 
+# numpy first, then device arrays: module-level jnp work would compile programs at collection
 RNG = np.random.default_rng(0)
-X = jnp.asarray(RNG.standard_normal((4, 5)))  # logits (N, C) = (4, 5)
-P = jnp.asarray(RNG.uniform(0.05, 0.95, (4, 5)))  # probabilities
+_x = RNG.standard_normal((4, 5))
+_p = RNG.uniform(0.05, 0.95, (4, 5))
+X = jnp.asarray(_x)  # logits (N, C) = (4, 5)
+P = jnp.asarray(_p)  # probabilities
 Y = jnp.array([0, 3, 1, 4])  # class indices
 W = jnp.asarray(RNG.uniform(0.5, 2.0, 5))  # class weights
-SOFT = jax.nn.softmax(jnp.asarray(RNG.standard_normal((4, 5))), axis=1)
+_e = np.exp(RNG.standard_normal((4, 5)))
+SOFT = jnp.asarray(_e / _e.sum(axis=1, keepdims=True))  # softmax over the classes
 SIGNS = jnp.asarray(RNG.choice([-1.0, 1.0], (4, 5)))
-ML = jnp.array([[3, 0, -1, 1, 2], [1, -1, 0, 0, 0], [4, 3, 2, 1, 0], [-1, 0, 0, 0, 0]])
+_ml = np.array([[3, 0, -1, 1, 2], [1, -1, 0, 0, 0], [4, 3, 2, 1, 0], [-1, 0, 0, 0, 0]])
+ML = jnp.asarray(_ml)
+
+
+def _zeros(shape, dtype=np.float64):
+    return jnp.asarray(np.zeros(shape, dtype))
+
+
+def _ones(shape, dtype=np.float64):
+    return jnp.asarray(np.ones(shape, dtype))
 
 
 def _close(a, b, rtol=1e-12, atol=1e-12):
@@ -49,23 +62,23 @@ def _close(a, b, rtol=1e-12, atol=1e-12):
 BAD = [
     ("ce-float-index-target", cross_entropy, (X, jnp.array([0.0, 1.0, 2.0, 3.0])), {},
      TypeError, "target"),
-    ("ce-integer-probability-target", cross_entropy, (X, jnp.zeros((4, 5), jnp.int32)), {},
+    ("ce-integer-probability-target", cross_entropy, (X, _zeros((4, 5), jnp.int32)), {},
      TypeError, "target"),
     ("ce-bool-target", cross_entropy, (X, jnp.array([True, False, True, True])), {},
      TypeError, "target"),
-    ("ce-weight-wrong-length", cross_entropy, (X, Y), dict(weight=jnp.ones(3)),
+    ("ce-weight-wrong-length", cross_entropy, (X, Y), dict(weight=_ones(3)),
      ValueError, "weight"),
-    ("ce-weight-2d", cross_entropy, (X, Y), dict(weight=jnp.ones((5, 1))), ValueError, "weight"),
-    ("ce-integer-weight", cross_entropy, (X, Y), dict(weight=jnp.ones(5, jnp.int32)),
+    ("ce-weight-2d", cross_entropy, (X, Y), dict(weight=_ones((5, 1))), ValueError, "weight"),
+    ("ce-integer-weight", cross_entropy, (X, Y), dict(weight=_ones(5, jnp.int32)),
      TypeError, "weight"),
     ("ce-batch-mismatch", cross_entropy, (X, jnp.array([0, 1])), {}, ValueError, "batch_size"),
-    ("ce-spatial-mismatch", cross_entropy, (jnp.zeros((2, 5, 3, 4)), jnp.zeros((2, 2, 4), int)),
+    ("ce-spatial-mismatch", cross_entropy, (_zeros((2, 5, 3, 4)), _zeros((2, 2, 4), int)),
      {}, ValueError, "spatial"),
-    ("ce-target-extra-dim", cross_entropy, (X, jnp.zeros((4, 1), int)), {}, ValueError, "target"),
-    ("ce-unbatched-target-of-shape-2", cross_entropy, (X[0], jnp.array([1, 2])), {},
+    ("ce-target-extra-dim", cross_entropy, (X, _zeros((4, 1), int)), {}, ValueError, "target"),
+    ("ce-unbatched-target-of-shape-2", cross_entropy, (jnp.asarray(_x[0]), jnp.array([1, 2])), {},
      ValueError, "target"),
     ("ce-scalar-input", cross_entropy, (jnp.float32(1.0), jnp.int32(0)), {}, ValueError, "input"),
-    ("ce-integer-input", cross_entropy, (jnp.zeros((4, 5), int), Y), {}, TypeError, "input"),
+    ("ce-integer-input", cross_entropy, (_zeros((4, 5), int), Y), {}, TypeError, "input"),
     ("ce-label-smoothing-above-1", cross_entropy, (X, Y), dict(label_smoothing=1.5),
      ValueError, "label_smoothing"),
     ("ce-label-smoothing-negative", cross_entropy, (X, Y), dict(label_smoothing=-0.1),
@@ -76,51 +89,52 @@ BAD = [
      TypeError, "ignore_index"),
     ("ce-bad-reduction", cross_entropy, (X, Y), dict(reduction="avg"),
      ValueError, "avg is not a valid value for reduction"),
-    ("nll-float-target", nll_loss, (X, jnp.zeros(4)), {}, TypeError, "target"),
-    ("nll-probability-shaped-target", nll_loss, (X, jnp.zeros((4, 5), int)), {},
+    ("nll-float-target", nll_loss, (X, _zeros(4)), {}, TypeError, "target"),
+    ("nll-probability-shaped-target", nll_loss, (X, _zeros((4, 5), int)), {},
      ValueError, "target"),
-    ("nll-weight-wrong-length", nll_loss, (X, Y), dict(weight=jnp.ones(6)), ValueError, "weight"),
-    ("nll-batch-mismatch", nll_loss, (X, jnp.zeros(6, int)), {}, ValueError, "batch_size"),
-    ("nll-spatial-mismatch", nll_loss, (jnp.zeros((2, 5, 3)), jnp.zeros((2, 4), int)), {},
+    ("nll-weight-wrong-length", nll_loss, (X, Y), dict(weight=_ones(6)), ValueError, "weight"),
+    ("nll-batch-mismatch", nll_loss, (X, _zeros(6, int)), {}, ValueError, "batch_size"),
+    ("nll-spatial-mismatch", nll_loss, (_zeros((2, 5, 3)), _zeros((2, 4), int)), {},
      ValueError, "spatial"),
-    ("bce-shape-mismatch", binary_cross_entropy, (P, P[:, :1]), {}, ValueError, "target"),
-    ("bce-integer-target", binary_cross_entropy, (P, jnp.ones((4, 5), int)), {},
+    ("bce-shape-mismatch", binary_cross_entropy, (P, jnp.asarray(_p[:, :1])), {},
+     ValueError, "target"),
+    ("bce-integer-target", binary_cross_entropy, (P, _ones((4, 5), int)), {},
      TypeError, "target"),
-    ("bce-weight-enlarges-shape", binary_cross_entropy, (P, P), dict(weight=jnp.ones((3, 4, 5))),
+    ("bce-weight-enlarges-shape", binary_cross_entropy, (P, P), dict(weight=_ones((3, 4, 5))),
      ValueError, "weight"),
-    ("bce-weight-not-broadcastable", binary_cross_entropy, (P, P), dict(weight=jnp.ones(4)),
+    ("bce-weight-not-broadcastable", binary_cross_entropy, (P, P), dict(weight=_ones(4)),
      ValueError, "weight"),
     ("bce-bad-reduction", binary_cross_entropy, (P, P), dict(reduction="elementwise"),
      ValueError, "reduction"),
-    ("bcelogits-shape-mismatch", binary_cross_entropy_with_logits, (X, P[0]), {},
+    ("bcelogits-shape-mismatch", binary_cross_entropy_with_logits, (X, jnp.asarray(_p[0])), {},
      ValueError, "target"),
     ("bcelogits-pos-weight-wrong-length", binary_cross_entropy_with_logits, (X, P),
-     dict(pos_weight=jnp.ones(3)), ValueError, "pos_weight"),
+     dict(pos_weight=_ones(3)), ValueError, "pos_weight"),
     ("bcelogits-weight-wrong-shape", binary_cross_entropy_with_logits, (X, P),
-     dict(weight=jnp.ones((2, 4, 5))), ValueError, "weight"),
-    ("bcelogits-integer-target", binary_cross_entropy_with_logits, (X, jnp.ones((4, 5), int)),
+     dict(weight=_ones((2, 4, 5))), ValueError, "weight"),
+    ("bcelogits-integer-target", binary_cross_entropy_with_logits, (X, _ones((4, 5), int)),
      {}, TypeError, "target"),
-    ("softmargin-target-not-broadcastable", soft_margin_loss, (X, jnp.ones(3)), {},
+    ("softmargin-target-not-broadcastable", soft_margin_loss, (X, _ones(3)), {},
      ValueError, "target"),
-    ("softmargin-target-larger-than-input", soft_margin_loss, (X[0], SIGNS), {},
+    ("softmargin-target-larger-than-input", soft_margin_loss, (jnp.asarray(_x[0]), SIGNS), {},
      ValueError, "target"),
     ("multilabelsoftmargin-scalar-input", multilabel_soft_margin_loss,
      (jnp.float32(1.0), jnp.float32(1.0)), {}, ValueError, "input"),
     ("multilabelsoftmargin-weight-wrong-length", multilabel_soft_margin_loss, (X, P),
-     dict(weight=jnp.ones(3)), ValueError, "weight"),
+     dict(weight=_ones(3)), ValueError, "weight"),
     ("multimargin-p-3", multi_margin_loss, (X, Y), dict(p=3), ValueError, "p == 1 and p == 2"),
-    ("multimargin-weight-2d", multi_margin_loss, (X, Y), dict(weight=jnp.ones((5, 1))),
+    ("multimargin-weight-2d", multi_margin_loss, (X, Y), dict(weight=_ones((5, 1))),
      ValueError, "weight"),
-    ("multimargin-weight-wrong-length", multi_margin_loss, (X, Y), dict(weight=jnp.ones(3)),
+    ("multimargin-weight-wrong-length", multi_margin_loss, (X, Y), dict(weight=_ones(3)),
      ValueError, "weight"),
     ("multimargin-batch-mismatch", multi_margin_loss, (X, jnp.array([1, 2])), {},
      ValueError, "target"),
-    ("multimargin-float-target", multi_margin_loss, (X, jnp.zeros(4)), {}, TypeError, "target"),
-    ("multimargin-3d-input", multi_margin_loss, (jnp.zeros((2, 3, 5)), jnp.zeros(2, int)), {},
+    ("multimargin-float-target", multi_margin_loss, (X, _zeros(4)), {}, TypeError, "target"),
+    ("multimargin-3d-input", multi_margin_loss, (_zeros((2, 3, 5)), _zeros(2, int)), {},
      ValueError, "input"),
-    ("multilabelmargin-target-shape", multilabel_margin_loss, (X, ML[:, :3]), {},
+    ("multilabelmargin-target-shape", multilabel_margin_loss, (X, jnp.asarray(_ml[:, :3])), {},
      ValueError, "target"),
-    ("multilabelmargin-float-target", multilabel_margin_loss, (X, jnp.zeros((4, 5))), {},
+    ("multilabelmargin-float-target", multilabel_margin_loss, (X, _zeros((4, 5))), {},
      TypeError, "target"),
 ]
 
@@ -171,12 +185,13 @@ def test_out_of_range_targets_give_nan_under_jit_not_a_finite_number():
     t = jnp.array([0, 5, -1, -100])  # valid, too large, negative (not ignored), ignored
     for fn in (cross_entropy, nll_loss):
         for kw in ({}, dict(weight=W)):
-            none = jax.jit(lambda x, t, fn=fn, kw=kw: fn(x, t, reduction="none", **kw))(X, t)
+            none = np.asarray(jax.jit(lambda x, t, fn=fn, kw=kw: fn(x, t, reduction="none",
+                                                                   **kw))(X, t))
             assert np.isfinite(none[0]) and np.isnan(none[1]) and np.isnan(none[2])
             assert none[3] == 0
             for r in ("mean", "sum"):
                 assert np.isnan(_jit(fn, reduction=r, **kw)(X, t)), (fn.__name__, kw, r)
-            g = jax.jit(jax.grad(lambda x, t, fn=fn, kw=kw: fn(x, t, **kw)))(X, t)
+            g = np.asarray(jax.jit(jax.grad(lambda x, t, fn=fn, kw=kw: fn(x, t, **kw)))(X, t))
             # nan reaches the bad sample's gradient (all of its logits through log_softmax,
             # the gathered entry for nll_loss), never another sample's.
             assert np.isfinite(g[0]).all() and np.isnan(g[1]).any() and np.isnan(g[2]).any()
@@ -194,8 +209,8 @@ def test_out_of_range_targets_give_nan_under_jit_not_a_finite_number():
 def test_margin_losses_out_of_range_targets_give_nan_under_jit():
     l = _jit(multi_margin_loss, reduction="none")(X, jnp.array([0, 5, 2, -1]))
     _close(np.isnan(l), [False, True, False, True])
-    g = jax.jit(jax.grad(lambda x: multi_margin_loss(x, jnp.array([0, 5, 2, 1]))))(X)
-    assert np.isnan(g[1]).any() and np.isfinite(g[jnp.array([0, 2, 3])]).all()
+    g = np.asarray(jax.jit(jax.grad(lambda x: multi_margin_loss(x, jnp.array([0, 5, 2, 1]))))(X))
+    assert np.isnan(g[1]).any() and np.isfinite(g[[0, 2, 3]]).all()
     # multilabel: a value outside [-1, C) anywhere in a row (even after the first -1).
     t = ML.at[1, 4].set(5).at[2, 0].set(-2)
     l = _jit(multilabel_margin_loss, reduction="none")(X, t)
@@ -420,26 +435,30 @@ def test_result_dtype_and_gradient_dtype(dtype):
 
 def test_unreduced_dtype_follows_widest_floating_argument():
     # torch promotes a float64 target with a float32 input where its composite ops do.
-    out = binary_cross_entropy_with_logits(X.astype("float32"), P)
+    # (eval_shape: the dtypes are decided at trace time, no program needs compiling)
+    x32 = jax.ShapeDtypeStruct(X.shape, jnp.float32)
+    out = jax.eval_shape(binary_cross_entropy_with_logits, x32, P)
     assert out.dtype == jnp.float64
-    assert cross_entropy(X.astype("float32"), SOFT).dtype == jnp.float64
-    assert cross_entropy(X.astype("float32"), Y, weight=W).dtype == jnp.float32
+    assert jax.eval_shape(cross_entropy, x32, SOFT).dtype == jnp.float64
+    assert jax.eval_shape(lambda x: cross_entropy(x, Y, weight=W), x32).dtype == jnp.float32
 
 
 @pytest.mark.parametrize("name", one_in(3, 0, CALLS))  # all of them in the exhaustive tier
 def test_jit_equals_eager_and_vmap_equals_loop(name):
-    xs = jnp.asarray(RNG.standard_normal((3, 4, 5)))
+    xs = RNG.standard_normal((3, 4, 5))
     f = lambda x: CALLS[name](x, "float64")  # noqa: E731
     jf = jax.jit(f)
     _close(jf(X), f(X), rtol=1e-14)
-    _close(jax.vmap(f)(xs), jnp.stack([jf(x) for x in xs]), rtol=1e-14, atol=1e-14)
+    _close(jax.jit(jax.vmap(f))(xs), np.stack([jf(x) for x in xs]), rtol=1e-14, atol=1e-14)
 
 
 def test_vmap_over_targets_with_none_and_spatial_shapes():
-    xs = jnp.asarray(RNG.standard_normal((3, 4, 5)))
-    ts = jnp.asarray(RNG.integers(0, 5, (3, 4)))
+    xs = RNG.standard_normal((3, 4, 5))
+    ts = RNG.integers(0, 5, (3, 4))
     f = lambda x, t: cross_entropy(x, t, weight=W, reduction="none")  # noqa: E731
-    _close(jax.vmap(f)(xs, ts), jnp.stack([f(x, t) for x, t in zip(xs, ts, strict=True)]))
+    jf = jax.jit(f)  # one program for the loop, one for vmap, not one per op
+    _close(jax.jit(jax.vmap(f))(xs, ts),
+           np.stack([jf(x, t) for x, t in zip(xs, ts, strict=True)]))
 
 
 def test_class_index_target_dtypes():

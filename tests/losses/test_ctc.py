@@ -14,47 +14,66 @@ from fnlearn.losses import CTCLoss, ctc_loss
 
 T, N, C = 8, 3, 5
 RNG = np.random.default_rng(0)
-LP = jax.nn.log_softmax(jnp.asarray(RNG.standard_normal((T, N, C))), axis=-1)
-TG = jnp.array([[1, 2, 2, 0], [3, 1, 0, 0], [4, 4, 4, 1]])
-IL = jnp.array([8, 6, 7])
-TL = jnp.array([3, 2, 4])
+# numpy first, then device arrays: module-level jnp work would compile programs at collection
+_x = RNG.standard_normal((T, N, C))
+_lp = _x - _x.max(-1, keepdims=True)
+_lp = _lp - np.log(np.exp(_lp).sum(-1, keepdims=True))  # log_softmax over the classes
+_tg = np.array([[1, 2, 2, 0], [3, 1, 0, 0], [4, 4, 4, 1]])
+_il, _tl = np.array([8, 6, 7]), np.array([3, 2, 4])
+LP, TG, IL, TL = map(jnp.asarray, (_lp, _tg, _il, _tl))
+
+
+def _with(a, index, value):
+    """A device copy of the numpy array ``a`` with ``a[index] = value`` (numpy: no program)."""
+    a = a.copy()
+    a[index] = value
+    return jnp.asarray(a)
 
 
 def test_jit_and_vmap_equal_eager_and_the_class_calls_the_function():
     eager = ctc_loss(LP, TG, IL, TL, reduction="none")
-    jitted = jax.jit(lambda *a: ctc_loss(*a, reduction="none"))(LP, TG, IL, TL)
-    np.testing.assert_allclose(jitted, eager, rtol=1e-14)
+    jitted = jax.jit(lambda *a: ctc_loss(*a, reduction="none"))
+    np.testing.assert_allclose(jitted(LP, TG, IL, TL), eager, rtol=1e-14)
     # vmap over a leading axis of two problems: each one's value
-    lp2, tg2 = jnp.stack([LP, LP[::-1]]), jnp.stack([TG, TG[::-1]])
-    il2, tl2 = jnp.stack([IL, IL[::-1]]), jnp.stack([TL, TL[::-1]])
-    batched = jax.jit(jax.vmap(lambda *a: ctc_loss(*a, reduction="none")))(lp2, tg2, il2, tl2)
+    rev = [a[::-1] for a in (_lp, _tg, _il, _tl)]
+    stacked = [np.stack([a, r]) for a, r in zip((_lp, _tg, _il, _tl), rev, strict=True)]
+    batched = np.asarray(jax.jit(jax.vmap(lambda *a: ctc_loss(*a, reduction="none")))(*stacked))
     np.testing.assert_allclose(batched[0], eager, rtol=1e-14)
-    np.testing.assert_allclose(batched[1], ctc_loss(LP[::-1], TG[::-1], IL[::-1], TL[::-1],
-                                                    reduction="none"), rtol=1e-14)
+    np.testing.assert_allclose(batched[1], jitted(*rev), rtol=1e-14)
     loss = CTCLoss(blank=0, reduction="sum", zero_infinity=True)
-    assert loss(LP, TG, IL, TL) == ctc_loss(LP, TG, IL, TL, reduction="sum", zero_infinity=True)
+
+    @jax.jit  # one compile for the class and the reductions, not one per op
+    def reduced(*a):
+        return (loss(*a), ctc_loss(*a, reduction="sum", zero_infinity=True), ctc_loss(*a))
+
+    by_class, by_function, mean = reduced(LP, TG, IL, TL)
+    np.testing.assert_array_equal(by_class, by_function)
     # 'mean' divides each loss by its target length, then averages over the batch
-    np.testing.assert_allclose(ctc_loss(LP, TG, IL, TL), jnp.mean(eager / TL.astype(eager.dtype)),
-                               rtol=1e-14)
+    np.testing.assert_allclose(mean, np.mean(np.asarray(eager) / _tl), rtol=1e-14)
 
 
 def test_optax_gives_the_same_per_sequence_loss_with_other_conventions():
     # optax: batch-first logits (it applies log_softmax), 0/1 paddings instead of lengths,
     # no reduction. Same 'none' loss; torch's 'mean' (over target lengths) is not optax's.
-    logits = jnp.moveaxis(LP, 0, 1) * 1.7  # any logits: log_softmax(logits) are the log-probs
-    lp = jnp.moveaxis(jax.nn.log_softmax(logits, axis=-1), 0, 1)
-    logit_pad = (jnp.arange(T)[None, :] >= IL[:, None]).astype(lp.dtype)
-    label_pad = (jnp.arange(4)[None, :] >= TL[:, None]).astype(lp.dtype)
-    with jax.numpy_dtype_promotion("standard"):  # optax mixes in float32 constants
-        theirs = optax.losses.ctc_loss(logits, logit_pad, TG, label_pad, blank_id=0)
-    ours = ctc_loss(lp, TG, IL, TL, reduction="none")
+    logits = np.moveaxis(_lp, 0, 1) * 1.7  # any logits: log_softmax(logits) are the log-probs
+    logit_pad = (np.arange(T)[None, :] >= _il[:, None]).astype(np.float64)
+    label_pad = (np.arange(4)[None, :] >= _tl[:, None]).astype(np.float64)
+
+    @jax.jit  # one compile for both sides, not one per op
+    def both(logits, logit_pad, label_pad):
+        lp = jnp.moveaxis(jax.nn.log_softmax(logits, axis=-1), 0, 1)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes in float32 constants
+            theirs = optax.losses.ctc_loss(logits, logit_pad, TG, label_pad, blank_id=0)
+        return ctc_loss(lp, TG, IL, TL, reduction="none"), ctc_loss(lp, TG, IL, TL), theirs
+
+    ours, ours_mean, theirs = map(np.asarray, both(logits, logit_pad, label_pad))
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
-    assert abs(float(ctc_loss(lp, TG, IL, TL)) - float(theirs.mean())) > 1e-3
+    assert abs(float(ours_mean) - float(theirs.mean())) > 1e-3
 
 
 ERRORS = [
-    (dict(log_probs=LP[None]), RuntimeError, "Expected 3-dimensional tensor"),
-    (dict(log_probs=jnp.zeros((0, N, C))), RuntimeError, "must not be empty"),
+    (dict(log_probs=jnp.asarray(_lp[None])), RuntimeError, "Expected 3-dimensional tensor"),
+    (dict(log_probs=jnp.asarray(np.zeros((0, N, C)))), RuntimeError, "must not be empty"),
     (dict(input_lengths=jnp.array([8, 6])), RuntimeError, "input_lengths must be of size batch"),
     (dict(target_lengths=jnp.array([3, 2])), RuntimeError, "target_lengths must be of size"),
     (dict(input_lengths=jnp.array([8.0, 6.0, 7.0])), RuntimeError, "must be integral"),
@@ -69,8 +88,9 @@ ERRORS = [
      "Expected tensor to have size at least 5 at dimension 1, but got size 4"),
     (dict(targets=jnp.array([1, 2, 2, 3, 1])), RuntimeError,
      "Expected tensor to have size 9 at dimension 0, but got size 5"),
-    (dict(targets=TG[:2]), RuntimeError, "Expected tensor to have size 3 at dimension 0"),
-    (dict(targets=TG.at[0, 1].set(5)), IndexError, r"class indices in \[0, 5\), got 5"),
+    (dict(targets=jnp.asarray(_tg[:2])), RuntimeError,
+     "Expected tensor to have size 3 at dimension 0"),
+    (dict(targets=_with(_tg, (0, 1), 5)), IndexError, r"class indices in \[0, 5\), got 5"),
     (dict(reduction="avg"), ValueError, "avg is not a valid value for reduction"),
 ]
 
@@ -85,8 +105,8 @@ def test_torch_errors(change, error, match):
 
 def test_bad_values_give_nan_under_jit_for_that_sequence_only():
     f = jax.jit(lambda *a: ctc_loss(*a, reduction="none"))
-    out = f(LP, TG.at[0, 1].set(7), IL.at[1].set(9), TL)
+    out = np.asarray(f(LP, _with(_tg, (0, 1), 7), _with(_il, 1, 9), TL))
     assert np.isnan(out[0]) and np.isnan(out[1]) and np.isfinite(out[2])
-    g = jax.jit(jax.grad(lambda lp, tl: ctc_loss(lp, TG, IL, tl, reduction="sum")))(
-        LP, TL.at[2].set(9))
+    g = np.asarray(jax.jit(jax.grad(lambda lp, tl: ctc_loss(lp, TG, IL, tl, reduction="sum")))(
+        LP, _with(_tl, 2, 9)))
     assert np.isnan(g[:, 2]).any() and np.isfinite(g[:, :2]).all()

@@ -16,7 +16,7 @@ RNG = np.random.default_rng(0)
 X = jnp.asarray(RNG.standard_normal((10, 4)))
 A = jnp.asarray(RNG.standard_normal((7, 4)))
 B = jnp.asarray(RNG.standard_normal(7))
-Y = jnp.asarray(RNG.integers(0, 7, 10)).at[3].set(-100)
+Y = jnp.asarray(np.where(np.arange(10) == 3, -100, RNG.integers(0, 7, 10)))
 W = jnp.asarray(RNG.uniform(0.5, 2.0, 7))
 
 

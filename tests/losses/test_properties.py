@@ -12,7 +12,6 @@ from typing import Any
 
 import hypothesis.extra.numpy as hnp
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -53,7 +52,8 @@ def signs(draw, shape):
 def log_probs(draw, shape, extreme):
     """Log-probabilities (rows over the last axis), down to -1e4 when ``extreme``."""
     x = reals(draw, shape, extreme)
-    return np.asarray(jax.nn.log_softmax(jnp.asarray(x), axis=-1))
+    shifted = x - x.max(axis=-1, keepdims=True)  # in numpy: no XLA program per shape
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def multilabel_targets(draw, n, c):
@@ -199,35 +199,36 @@ def _jitted(kind: str, name: str) -> Callable:
 
 
 def _arrays(args, dtype="float64"):
-    return [jnp.asarray(a).astype(dtype) if np.issubdtype(np.asarray(a).dtype, np.floating)
-            else jnp.asarray(a) for a in args]
+    """numpy arrays (the jitted functions take them as they are: no eager cast program)."""
+    return [np.asarray(a).astype(dtype) if np.issubdtype(np.asarray(a).dtype, np.floating)
+            else np.asarray(a) for a in args]
 
 
-# by default each loss meets one of these two properties (alternating), every loss both in the
-# exhaustive tier
-@pytest.mark.parametrize("name", one_in(2, 0, CATALOGUE))
+# by default each loss meets one of these three properties (in turn), every loss all three in
+# the exhaustive tier
+@pytest.mark.parametrize("name", one_in(3, 0, CATALOGUE))
 @SETTINGS
 @given(data=st.data(), size=SIZES)
 def test_reductions_agree_with_none(name, data, size):
     entry = CATALOGUE[name]
     args = _arrays(entry.make(data.draw, *size, False))
-    none, total, mean = _jitted("reductions", name)(*args)
-    np.testing.assert_allclose(total, jnp.sum(none), rtol=1e-12, atol=1e-12)
+    none, total, mean = map(np.asarray, _jitted("reductions", name)(*args))
+    np.testing.assert_allclose(total, np.sum(none), rtol=1e-12, atol=1e-12)
     divisor = args[0].shape[0] if entry.mean == "batchmean" else none.size
-    np.testing.assert_allclose(mean, jnp.sum(none) / divisor, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mean, np.sum(none) / divisor, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", one_in(2, 1, CATALOGUE))
+@pytest.mark.parametrize("name", one_in(3, 1, CATALOGUE))
 @SETTINGS
 @given(data=st.data(), size=SIZES, dtype=st.sampled_from(["float32", "float64"]))
 def test_gradients_finite_on_extreme_inputs(name, data, size, dtype):
     args = _arrays(CATALOGUE[name].make(data.draw, *size, True), dtype)
     value, grad = _jitted("gradient", name)(*args)
-    assert bool(jnp.isfinite(value)), value
-    assert bool(jnp.all(jnp.isfinite(grad))), grad
+    assert np.isfinite(np.asarray(value, np.float64)), value
+    assert np.isfinite(np.asarray(grad, np.float64)).all(), grad
 
 
-@pytest.mark.parametrize("name", list(CATALOGUE))
+@pytest.mark.parametrize("name", one_in(3, 2, CATALOGUE))
 @SETTINGS
 @given(data=st.data(), size=SIZES)
 def test_class_form_equals_function_form(name, data, size):

@@ -100,12 +100,12 @@ def test_jit_scan_equals_eager_loop_without_retrace(table, case):
         return jax.lax.scan(step, (params, state), stacked)[0]
 
     jitted = jax.jit(run)
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *grads)
+    stacked = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *grads)
     p, s = jitted(params, opt.init(params), stacked)
     _assert_trees_close((p, s), (eager_params, eager_state), 1e-12, "jit(scan) vs eager loop")
     p, s = jitted(p, s, stacked)
     assert traces == 1, "calling the jitted scan on its own output state retraced"
-    assert bool(jnp.all(jnp.isfinite(p["w"])))
+    assert np.all(np.isfinite(np.asarray(p["w"])))
 
 
 @pytest.mark.parametrize(("table", "case"), one_in(3, 1, CASES))
@@ -124,14 +124,20 @@ def test_dtype_kept_float32_and_bfloat16(table, case):
                     assert field[k].dtype == params[k].dtype, f"state {name}[{k!r}] dtype"
 
     check_state(state)
-    for g in grads:
+
+    @jax.jit  # one program for the step (dtypes are the same under jit)
+    def step(g, state, params):
         updates, state = opt.update(g, state, params)
+        return updates, state, optim.apply_updates(params, updates)
+
+    for g in grads:
+        updates, state, params = step(g, state, params)
         check_state(state)
         for k in params:
             assert updates[k].dtype == params[k].dtype, f"update[{k!r}] dtype"
-        params = optim.apply_updates(params, updates)
         for k in params:
-            assert bool(jnp.all(jnp.isfinite(params[k].astype(jnp.float32)))), k
+            assert params[k].dtype == updates[k].dtype, f"params[{k!r}] dtype"
+            assert np.all(np.isfinite(np.asarray(params[k], np.float32))), k
 
 
 @pytest.mark.parametrize(("table", "case"), CASES)
@@ -141,8 +147,10 @@ def test_inside_optax_chain(table, case):
     grads = _grads(seed, params)
     opt = make(table, case)
     chained = optax.chain(optax.scale(1.0), opt, optax.scale(1.0))
-    desired, _ = _eager_loop(opt, params, grads)
-    actual, _ = _eager_loop(chained, params, grads)
+    # both loops in one program (the eager loop is test_jit_scan_equals_eager_loop's subject)
+    desired, actual = jax.jit(lambda params, grads: (_eager_loop(opt, params, grads)[0],
+                                                     _eager_loop(chained, params, grads)[0]))(
+        params, grads)
     _assert_trees_close(actual, desired, 1e-14, "inside optax.chain")
 
 
@@ -165,7 +173,8 @@ def test_inject_hyperparams(table, case):
     assert "lr" in state.hyperparams
 
     update = jax.jit(injected.update)
-    desired, _ = _eager_loop(make(table, case), params, grads)
+    desired, _ = jax.jit(lambda params, grads: _eager_loop(make(table, case), params, grads))(
+        params, grads)
     p = params
     for g in grads:
         updates, state = update(g, state, p)
@@ -180,7 +189,7 @@ def test_inject_hyperparams(table, case):
         state2 = optax.inject_hyperparams(factory)(**dict(kwargs, lr=lr2)).init(params)
         updates, _ = update(grads[0], state2, params)
         plain = factory(**dict(kwargs, lr=lr2))
-        desired, _ = plain.update(grads[0], plain.init(params), params)
+        desired = jax.jit(lambda g, p: plain.update(g, plain.init(p), p)[0])(grads[0], params)
         _assert_trees_close(updates, desired, 1e-12, "injected lr changed in the state")
 
 

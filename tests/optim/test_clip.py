@@ -139,14 +139,16 @@ def test_empty_tree_and_none_leaves():
 
 def test_dtypes():
     rng = np.random.default_rng(1)
+    # one program per tree (dtypes are the same under jit), not one per op and leaf shape
+    both = jax.jit(lambda tree: (clip_grad_norm(tree, 1.0), clip_grad_value(tree, 0.5)))
     for dtype in (jnp.bfloat16, jnp.float32):
         tree = _tree(rng, dtype, scale=5.0)
-        clipped, total = clip_grad_norm(tree, 1.0)
+        (clipped, total), by_value = both(tree)
         assert total.dtype == jnp.float32  # never below float32
         assert all(x.dtype == dtype for x in jax.tree.leaves(clipped))
-        assert clip_grad_value(tree, 0.5)["a"].dtype == dtype
+        assert by_value["a"].dtype == dtype
     mixed = {"f32": jnp.ones(3, jnp.float32), "f64": jnp.ones(4, jnp.float64)}
-    clipped, total = clip_grad_norm(mixed, 1.0)
+    clipped, total = jax.jit(clip_grad_norm, static_argnums=1)(mixed, 1.0)
     assert total.dtype == jnp.float64 and float(total) == pytest.approx(np.sqrt(7.0))
     assert clipped["f32"].dtype == jnp.float32 and clipped["f64"].dtype == jnp.float64
 

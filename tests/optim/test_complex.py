@@ -150,6 +150,7 @@ def test_optax_adam_differs_on_complex_leaves_and_split_real_and_imaginary_match
     p0, grads = complex_problem("complex128")
     ours, _ = run("adam", dict(lr=0.01), p0, grads)
 
+    @jax.jit(static_argnums=0)  # one program per rule for the whole sequence
     def run_optax(opt):
         params = [jnp.asarray(p) for p in p0]
         state = opt.init(params)

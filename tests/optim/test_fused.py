@@ -85,6 +85,17 @@ def _grads(params, i):
     return jax.tree.map(lambda x: jnp.sin(x * (i + 1.5)).astype(x.dtype), params)
 
 
+_jit_grads = jax.jit(_grads, static_argnums=1)  # one compile, not one per op and leaf shape
+_copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))  # fresh buffers to donate
+
+
+@partial(jax.jit, static_argnums=0)
+def _plain_step(opt, p, s, g):
+    """The XLA path: ``opt.update`` then ``apply_updates``, one program per optimizer."""
+    u, s = opt.update(g, s, p)
+    return optim.apply_updates(p, u), s
+
+
 def _apply_cases():
     for name, kwargs in CONFIGS:
         for dtype in ("float64", "float32", "bfloat16"):
@@ -105,22 +116,15 @@ def test_fused_apply_equals_update_then_apply_updates(name, kwargs, dtype):
     s1, s2 = plain.init(p1), fused.init(p2)
     assert jax.tree.structure(s1) == jax.tree.structure(s2)
     apply = jax.jit(lambda p, s, g: fused.apply(g, s, p), donate_argnums=(0, 1))
-    grads = jax.jit(_grads, static_argnums=1)  # one compile, not one per op and leaf shape
-
-    @jax.jit
-    def plain_step(p, s, g):
-        u, s = plain.update(g, s, p)
-        return optim.apply_updates(p, u), s
-
     for i in range(4):
-        g = grads(p1, i)
-        p1, s1 = plain_step(p1, s1, g)
-        p2, s2 = apply(jax.tree.map(jnp.copy, p2), s2, g)
+        g = _jit_grads(p1, i)
+        p1, s1 = _plain_step(plain, p1, s1, g)
+        p2, s2 = apply(_copy(p2), s2, g)
     rtol = {"float64": 1e-14, "float32": 2e-6, "bfloat16": 1e-2}[dtype]
     for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((p1, s1)), strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape
         if b.size:
-            scale = float(jnp.max(jnp.abs(b.astype(jnp.float64))))
+            scale = float(np.max(np.abs(np.asarray(b, np.float64))))
             np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
                                        rtol=rtol, atol=rtol * scale)
 
@@ -188,14 +192,13 @@ def test_many_leaves_are_split_over_several_in_place_kernel_calls(monkeypatch):
     plain, fused = optim.adam(0.1, amsgrad=True), optim.adam(0.1, amsgrad=True, fused=True)
     # donated inputs in the order of the outputs: JAX pairs them by shape, first come first
     step = jax.jit(lambda p, s, g: fused.apply(g, s, p), donate_argnums=(0, 1))
-    grads = _grads(params, 0)
+    grads = _jit_grads(params, 0)
     hlo = step.lower(params, fused.init(params), grads).compile().as_text()
     assert len(re.findall(r"custom_call_target=\"FnlearnFused", hlo)) == 3
     assert not re.findall(r"= f32\[[0-9,]+\]\{[0-9,]*\} copy\(", hlo)
-    u, s1 = jax.jit(plain.update)(grads, plain.init(params), params)
-    p2, s2 = step(jax.tree.map(jnp.copy, params), fused.init(params), grads)
-    for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((optim.apply_updates(params, u),
-                                                                 s1)), strict=True):
+    p1, s1 = _plain_step(plain, params, jax.jit(plain.init)(params), grads)
+    p2, s2 = step(_copy(params), jax.jit(fused.init)(params), grads)
+    for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((p1, s1)), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=1e-7)
 
 
@@ -209,16 +212,16 @@ def test_mixed_dtype_trees_split_between_the_kernel_and_the_xla_rule(dtypes):
               "c": jnp.asarray(rng.standard_normal(7), dtypes[0])}
     plain, fused = optim.adam(0.1, amsgrad=True), optim.adam(0.1, amsgrad=True, fused=True)
     s1, s2, p1, p2 = plain.init(params), fused.init(params), params, params
+    apply = jax.jit(fused.apply)
     for i in range(3):
-        g = _grads(p1, i)
-        u, s1 = plain.update(g, s1, p1)
-        p1 = optim.apply_updates(p1, u)
-        p2, s2 = jax.jit(fused.apply)(g, s2, p2)
+        g = _jit_grads(p1, i)
+        p1, s1 = _plain_step(plain, p1, s1, g)
+        p2, s2 = apply(g, s2, p2)
     for a, b in zip(jax.tree.leaves((p2, s2)), jax.tree.leaves((p1, s1)), strict=True):
         assert a.dtype == b.dtype
         tol = 1e-2 if a.dtype == jnp.bfloat16 else 2e-6
         np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
-                                   rtol=tol, atol=tol * float(jnp.max(jnp.abs(b))))
+                                   rtol=tol, atol=tol * np.max(np.abs(np.asarray(b, np.float64))))
 
 
 def test_fused_with_a_schedule_and_flat_params():
@@ -231,9 +234,8 @@ def test_fused_with_a_schedule_and_flat_params():
     p1, p2 = tree, flat
     apply = jax.jit(fused.apply)
     for i in range(5):
-        g = _grads(p1, i)
-        u, s1 = plain.update(g, s1, p1)
-        p1 = optim.apply_updates(p1, u)
+        g = _jit_grads(p1, i)
+        p1, s1 = _plain_step(plain, p1, s1, g)
         p2, s2 = apply(flat.like(g), s2, p2)
     for a, b in zip(jax.tree.leaves(p2.tree()), jax.tree.leaves(p1), strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-7)
@@ -280,12 +282,12 @@ def test_vmapped_apply_equals_the_xla_path():
     rng = np.random.default_rng(3)
     params = {"a": jnp.asarray(rng.standard_normal((3, 5)), jnp.float32),
               "b": jnp.asarray(rng.standard_normal(3), jnp.float32)}
-    grads = _grads(params, 0)
+    grads = _jit_grads(params, 0)
     for fused, plain, calls in [(optim.rprop(0.1, fused=True), optim.rprop(0.1), 1),
                                 (optim.adam(0.1, amsgrad=True, fused=True),
                                  optim.adam(0.1, amsgrad=True), 3)]:
         step = jax.jit(jax.vmap(lambda p, s, g, f=fused: f.apply(g, s, p)))
-        states = jax.vmap(fused.init)(params)
+        states = jax.jit(jax.vmap(fused.init))(params)
         hlo = step.lower(params, states, grads).compile().as_text()
         assert len(re.findall(r"custom_call_target=\"FnlearnFused", hlo)) == calls
         got = step(params, states, grads)
@@ -294,7 +296,8 @@ def test_vmapped_apply_equals_the_xla_path():
             u, s = opt.update(g, s, p)
             return optim.apply_updates(p, u), s
 
-        want = jax.vmap(ref)(params, jax.vmap(plain.init)(params), grads)
+        want = jax.jit(lambda p, g, ref=ref, opt=plain: jax.vmap(ref)(p, jax.vmap(opt.init)(p),
+                                                                       g))(params, grads)
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
             np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-7)
 
@@ -378,6 +381,11 @@ def test_fused_errors_name_the_argument(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "fnlearn-no-such-compiler")
     with pytest.raises(RuntimeError, match="set CXX"):
         _fused_build.compile_library(tmp_path / "k.so")
+
+
+def test_the_build_finds_the_ffi_headers_where_jax_does_without_importing_it():
+    assert _fused_build.ffi_include_dir() == Path(jax.ffi.include_dir())
+    assert (_fused_build.ffi_include_dir() / "xla" / "ffi" / "api" / "ffi.h").is_file()
 
 
 def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path):
