@@ -27,8 +27,8 @@ def _flag_name(flag: str) -> str:
     return flag.split("=", 1)[0]
 
 
-#: a CPU client straight from jaxlib (0.2 s, where importing JAX first takes 2 s); the run
-#: waits for it before its workers start
+#: a CPU client straight from jaxlib, without importing JAX first (a tenth of the time): the
+#: run waits for the probe before its workers start
 _PROBE = "from jaxlib import xla_client; xla_client.make_cpu_client()"
 _PROBE_VIA_JAX = "import jax; jax.numpy.zeros(1)"
 

@@ -38,8 +38,8 @@ def pytest_configure(config):
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     """An xdist worker leaves without the interpreter's teardown: its results are sent by now,
-    and freeing its thousands of compiled programs one by one takes seconds (about 2 ms
-    each) that the whole run would wait for."""
+    and freeing its thousands of compiled programs one by one takes seconds that the whole
+    run would wait for."""
     if hasattr(config, "workerinput"):
         sys.stdout.flush()
         sys.stderr.flush()

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from scipy.special import softmax
 
 from fnlearn import losses
 from fnlearn.losses import (
@@ -35,8 +36,7 @@ X = jnp.asarray(_x)  # logits (N, C) = (4, 5)
 P = jnp.asarray(_p)  # probabilities
 Y = jnp.array([0, 3, 1, 4])  # class indices
 W = jnp.asarray(RNG.uniform(0.5, 2.0, 5))  # class weights
-_e = np.exp(RNG.standard_normal((4, 5)))
-SOFT = jnp.asarray(_e / _e.sum(axis=1, keepdims=True))  # softmax over the classes
+SOFT = jnp.asarray(softmax(RNG.standard_normal((4, 5)), axis=1))
 SIGNS = jnp.asarray(RNG.choice([-1.0, 1.0], (4, 5)))
 _ml = np.array([[3, 0, -1, 1, 2], [1, -1, 0, 0, 0], [4, 3, 2, 1, 0], [-1, 0, 0, 0, 0]])
 ML = jnp.asarray(_ml)
