@@ -1,11 +1,17 @@
 """The test harness's own helpers: XLA's settings for the run and the subprocesses'
-environment (tests/_xla.py), a fixture's value shared by xdist's workers (tests/_once.py)."""
+environment (tests/_xla.py), a fixture's value shared by xdist's workers (tests/_once.py),
+subprocesses with a deadline (tests/_processes.py)."""
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from pathlib import Path
 
-from tests import _once, _xla
+import pytest
+
+from tests import _once, _processes, _xla
 
 
 def test_subprocess_env_sets_the_device_count_and_keeps_other_flags(monkeypatch):
@@ -60,3 +66,65 @@ def test_once_per_run_computes_once_for_all_workers(monkeypatch, tmp_path):
     assert first == second == {"value": 1} and len(calls) == 1
     monkeypatch.delenv("PYTEST_XDIST_WORKER")  # one process: computed where asked
     assert _once.once_per_run(_Factory(tmp_path / "x"), "shared", compute) == {"value": 2}
+
+
+_STALLS = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+open(sys.argv[1], "w").write(str(child.pid))
+print("started", flush=True)
+def waiting_for_a_peer():
+    time.sleep(600)
+waiting_for_a_peer()
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie whose parent has not reaped it yet does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_stalled_subprocess_fails_with_its_stacks_and_leaves_nothing_running(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    with pytest.raises(TimeoutError) as failure:
+        _processes.run([sys.executable, "-c", _STALLS, str(pid_file)], env=dict(os.environ),
+                       timeout=3)
+    report = str(failure.value)
+    assert "still running after 3 s" in report and "started" in report
+    assert "waiting_for_a_peer" in report  # the launcher's Python stack at the deadline
+    child = int(pid_file.read_text())
+    for _ in range(50):  # its child went with it
+        if not _running(child):
+            break
+        time.sleep(0.1)
+    assert not _running(child)
+
+
+def test_a_finished_subprocess_gives_its_output():
+    result = _processes.run([sys.executable, "-c", "print('out'); raise SystemExit(3)"],
+                            env=dict(os.environ), timeout=60)
+    assert (result.returncode, result.stdout) == (3, "out\n")
+
+
+def test_a_stalled_launch_runs_once_more_and_a_second_stall_fails():
+    tries = []
+
+    def stalls_first() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise TimeoutError("still running after 1 s")
+        return "done"
+
+    with pytest.warns(UserWarning, match="still running after 1 s"):
+        assert _processes.once_more_if_stalled(stalls_first) == "done"
+
+    def stalls() -> str:
+        raise TimeoutError("still running")
+
+    with pytest.warns(UserWarning), pytest.raises(TimeoutError):
+        _processes.once_more_if_stalled(stalls)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,10 +19,9 @@ import numpy as np
 import pytest
 
 from fnlearn import checkpoint, train
-from tests import _xla
+from tests import _processes, _xla
 from tests.distributed import _process
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.exhaustive
 
 
@@ -33,22 +31,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(directory: Path, die_at: int | None = None) -> list[subprocess.Popen]:
+def _launch(directory: Path, die_at: int | None = None) -> list[_processes.Process]:
     env = _xla.env(devices=2)
     port = _free_port()
     extra = [] if die_at is None else [str(die_at)]
-    return [subprocess.Popen([sys.executable, "-m", "tests.distributed._process", str(port),
-                              str(i), str(directory), *extra], cwd=ROOT, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return [_processes.start([sys.executable, "-m", "tests.distributed._process", str(port),
+                              str(i), str(directory), *extra], env)
             for i in range(2)]
 
 
-def _finish(procs: list[subprocess.Popen], timeout: float = 300) -> list[tuple[int, str]]:
-    out = []
-    for p in procs:
-        _, err = p.communicate(timeout=timeout)
-        out.append((p.returncode, err))
-    return out
+def _finish(procs: list[_processes.Process], timeout: float = 300) -> list[tuple[int, str]]:
+    return [(r.returncode, r.stderr) for r in _processes.finish(procs, timeout)]
 
 
 def _one_device_run():
@@ -62,10 +55,13 @@ def _one_device_run():
 
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("two")
-    for rc, err in _finish(_launch(directory)):
-        assert rc == 0, err[-3000:]
-    return directory
+    def launch() -> Path:
+        directory = tmp_path_factory.mktemp("two")  # a fresh one: a retry must not resume
+        for rc, err in _finish(_launch(directory)):
+            assert rc == 0, err[-3000:]
+        return directory
+
+    return _processes.once_more_if_stalled(launch)
 
 
 def _result(directory: Path) -> list[np.ndarray]:
@@ -98,7 +94,7 @@ def test_two_process_checkpoint_restores_on_one_device(two_process_run):
 
 def test_dead_process_fails_the_other_then_resume_is_bit_identical(two_process_run, tmp_path):
     procs = _launch(tmp_path, die_at=7)  # epoch 2's third step; epoch 1 is checkpointed
-    procs[1].wait(timeout=300)
+    procs[1].popen.wait(timeout=300)
     died = time.monotonic()
     (rc0, err0), (rc1, _) = _finish(procs, timeout=120)
     waited = time.monotonic() - died
