@@ -6,11 +6,6 @@ children) are one process group. Past the deadline every group is sent SIGABRT, 
 Python's faulthandler (``PYTHONFAULTHANDLER``) prints each thread's stack, then SIGKILL.
 Output goes to files rather than pipes: two processes that wait for each other in a
 collective cannot block on a pipe nobody is reading.
-
-Runs over gloo on localhost (jax.distributed's CPU collectives) have stalled for good on a
-loaded CI machine, with no error and no missed heartbeat, and not when run again;
-:func:`once_more_if_stalled` runs such a launch a second time, with the first try's stacks
-as a warning. A second stall, a failure or a wrong number still fails the test.
 """
 
 from __future__ import annotations
@@ -20,14 +15,11 @@ import signal
 import subprocess
 import tempfile
 import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
-T = TypeVar("T")
 #: the most seconds between SIGABRT and SIGKILL (faulthandler writes its stacks at once)
 _DUMP_S = 10.0
 
@@ -62,6 +54,13 @@ def _read(file) -> str:
     return text
 
 
+def _stacks(text: str) -> str:
+    """``text`` without faulthandler's list of loaded extension modules (one long line per
+    process, which would crowd the stacks out of the report)."""
+    return "\n".join(line for line in text.splitlines()
+                     if not line.startswith("Extension modules:"))
+
+
 def _signal_group(process: Process, sig: signal.Signals) -> None:
     try:
         os.killpg(process.popen.pid, sig)
@@ -91,7 +90,7 @@ def finish(processes: Sequence[Process], timeout: float) -> list[Result]:
             p.popen.wait()
         report = "\n".join(
             f"--- process {i}: {p.popen.args}\nstdout:\n{_read(p.stdout)[-2000:]}\n"
-            f"stderr (the Python stacks at the deadline):\n{_read(p.stderr)[-6000:]}"
+            f"stderr (the Python stacks at the deadline):\n{_stacks(_read(p.stderr))[-8000:]}"
             for i, p in enumerate(processes))
         raise TimeoutError(f"still running after {timeout:.0f} s\n{report}") from None
     # a launcher's children share its group: none may outlive it
@@ -103,13 +102,3 @@ def finish(processes: Sequence[Process], timeout: float) -> list[Result]:
 def run(args: Sequence[str], env: dict[str, str], timeout: float, cwd: Path = ROOT) -> Result:
     """One command (and whatever it starts) to its end, within ``timeout`` seconds."""
     return finish([start(args, env, cwd)], timeout)[0]
-
-
-def once_more_if_stalled(launch: Callable[[], T]) -> T:
-    """``launch()``; if it raises ``TimeoutError`` (a stall, see above), warn with its report
-    and call ``launch()`` once more (which must start afresh: a new directory, a new port)."""
-    try:
-        return launch()
-    except TimeoutError as stalled:
-        warnings.warn(f"a stalled try, launched again: {stalled}", stacklevel=2)
-        return launch()

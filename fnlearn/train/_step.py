@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -116,7 +117,9 @@ def make_train_step(
         sharding=plan.batch)``) is split over the mesh's data axis, and the step computes
         what the one-device step computes on the whole batch, up to summation order.
         ``step.lower(state, batch)`` gives the compiled HLO and shardings, as ``jax.jit``'s.
-        ``None``: one device, as JAX places it.
+        Each call first waits for the call before the previous one (at most two queued:
+        XLA's CPU client can hang with 32 multi-device programs queued per device;
+        docs/guides/many_devices.md). ``None``: one device, as JAX places it.
 
     Returns:
       ``step(state, batch) -> (state, metrics)`` where ``metrics`` is a dict of device arrays
@@ -346,7 +349,8 @@ def make_eval_step(
     for this function only, as in :func:`make_train_step`. With ``sharding`` (a
     :class:`fnlearn.sharding.Plan`) the batch is split over the mesh's data axis, the params
     are read where ``plan.put`` placed them, and the metrics come back whole on every device
-    and process (the mean over the global batch).
+    and process (the mean over the global batch); as the sharded train step, each call first
+    waits for the call before the previous one.
 
     Example::
 
@@ -373,7 +377,7 @@ def make_eval_step(
         sharding.check_batch(batch)
         return jitted(params, batch)
 
-    return checked
+    return _paced(checked)
 
 
 def _on_tree(loss_fn: LossFn) -> LossFn:
@@ -491,8 +495,39 @@ def _sharded(
                 _check_placed(state, shardings)
             raise
 
+    paced = _paced(call)
     # as jax.jit's: step.lower(state, batch).compile() for the HLO and its shardings
-    call.lower = lambda state, batch: jitted_for(state, batch)[1].lower(state, batch)
+    paced.lower = lambda state, batch: jitted_for(state, batch)[1].lower(state, batch)
+    return paced
+
+
+#: how many calls of a sharded step may be unfinished when the next is dispatched. XLA's CPU
+#: client starts each device's part of a multi-device program on its worker threads, where
+#: the start waits while 32 programs are queued on that device; a host that runs 32 programs
+#: ahead leaves every worker waiting there and none to finish them, and the process hangs
+#: (tests/distributed/test_pacing.py). Two keep one step queued behind the running one.
+IN_FLIGHT = 2
+
+
+def _paced(fn: Callable[..., Any], depth: int = IN_FLIGHT) -> Callable[..., Any]:
+    """``fn`` (a sharded step) waiting, before each call, until at most ``depth - 1`` of its
+    earlier calls are unfinished: it keeps one array of each call's metrics (the last
+    element of a tuple result, or the result) and blocks on the oldest. Calls under a
+    transformation (tracers) are not counted."""
+    pending: collections.deque = collections.deque()
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        while len(pending) >= depth:
+            jax.block_until_ready(pending.popleft())
+        out = fn(*args)
+        metrics = out[-1] if isinstance(out, tuple) else out
+        done = [x for x in jax.tree.leaves(metrics)
+                if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)]
+        if done:
+            pending.append(done[0])
+        return out
+
     return call
 
 

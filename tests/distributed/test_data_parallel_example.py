@@ -17,9 +17,8 @@ LAYOUTS = ("one device", "data_parallel", "zero1", "fsdp")
 
 def _run(args: list[str], devices: int | None) -> str:
     # about 15 s alone on 2 cores; the rest is room for a loaded CI machine
-    result = _processes.once_more_if_stalled(lambda: _processes.run(
-        [sys.executable, str(EXAMPLE), *args], env=_xla.env(devices=devices or None),
-        timeout=300))
+    result = _processes.run([sys.executable, str(EXAMPLE), *args],
+                            env=_xla.env(devices=devices or None), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
