@@ -512,8 +512,8 @@ IN_FLIGHT = 2
 def _paced(fn: Callable[..., Any], depth: int = IN_FLIGHT) -> Callable[..., Any]:
     """``fn`` (a sharded step) waiting, before each call, until at most ``depth - 1`` of its
     earlier calls are unfinished: it keeps one array of each call's metrics (the last
-    element of a tuple result, or the result) and blocks on the oldest. Calls under a
-    transformation (tracers) are not counted."""
+    element of a tuple result, or the result: its ``"loss"``, else its first leaf) and blocks
+    on the oldest. Calls under a transformation (tracers) are not counted."""
     pending: collections.deque = collections.deque()
 
     @functools.wraps(fn)
@@ -522,6 +522,8 @@ def _paced(fn: Callable[..., Any], depth: int = IN_FLIGHT) -> Callable[..., Any]
             jax.block_until_ready(pending.popleft())
         out = fn(*args)
         metrics = out[-1] if isinstance(out, tuple) else out
+        if isinstance(metrics, dict) and "loss" in metrics:
+            metrics = metrics["loss"]  # a scalar: aux outputs may be large
         done = [x for x in jax.tree.leaves(metrics)
                 if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)]
         if done:

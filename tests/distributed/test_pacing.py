@@ -55,13 +55,13 @@ def test_paced_waits_for_the_call_before_the_last(monkeypatch):
 
     def fn(i):
         calls.append(i)
-        return None, {"loss": jnp.asarray(float(i))}
+        return None, {"aux": jnp.zeros(3), "loss": jnp.asarray(float(i))}
 
     paced = _step._paced(fn, depth=2)
     for i in range(5):
         paced(i)
     assert calls == [0, 1, 2, 3, 4]
-    # call i waits for call i - 2's metrics: at most two unfinished calls at any time
+    # call i waits for call i - 2's loss: at most two unfinished calls at any time
     assert [float(x) for x in waited] == [0.0, 1.0, 2.0]
 
 
