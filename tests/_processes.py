@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the most seconds between SIGABRT and SIGKILL (faulthandler writes its stacks at once)
@@ -27,8 +28,8 @@ _DUMP_S = 10.0
 @dataclass
 class Process:
     popen: subprocess.Popen
-    stdout: tempfile.SpooledTemporaryFile
-    stderr: tempfile.SpooledTemporaryFile
+    stdout: IO[str]
+    stderr: IO[str]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def start(args: Sequence[str], env: dict[str, str], cwd: Path = ROOT) -> Process
     return Process(popen, out, err)
 
 
-def _read(file) -> str:
+def _read(file: IO[str]) -> str:
     file.seek(0)
     text = file.read()
     file.close()

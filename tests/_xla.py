@@ -27,8 +27,8 @@ def _flag_name(flag: str) -> str:
     return flag.split("=", 1)[0]
 
 
-#: a CPU client straight from jaxlib, without importing JAX first (a tenth of the time): the
-#: run waits for the probe before its workers start
+#: a CPU client straight from jaxlib, without importing JAX first (much the faster): the run
+#: waits for the probe before its workers start
 _PROBE = "from jaxlib import xla_client; xla_client.make_cpu_client()"
 _PROBE_VIA_JAX = "import jax; jax.numpy.zeros(1)"
 

@@ -16,7 +16,7 @@ LAYOUTS = ("one device", "data_parallel", "zero1", "fsdp")
 
 
 def _run(args: list[str], devices: int | None) -> str:
-    # about 15 s alone on 2 cores; the rest is room for a loaded CI machine
+    # the deadline is many times the run's own time: room for a loaded CI machine
     result = _processes.run([sys.executable, str(EXAMPLE), *args],
                             env=_xla.env(devices=devices or None), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -2,9 +2,9 @@
 
 XLA's CPU client starts each device's part of a multi-device program on its worker threads,
 and a start waits while 32 programs are queued on that device: a loop that dispatches more
-than that without waiting used to leave every worker waiting and the process hung, silently
-with gloo across processes (CI's two-process example). The sharded train and eval steps now
-wait for the call before the last one.
+than that without waiting leaves every worker waiting, and the process hangs (silently, with
+gloo across processes). So the sharded train and eval steps wait for the call before the
+last one.
 """
 
 from __future__ import annotations
